@@ -1,0 +1,50 @@
+"""normlayers: normalization layers for convolutional networks, behind one registry.
+
+>>> from normlayers import create_norm
+>>> layer = create_norm("bgn:num_groups=4", 64)
+
+Spec strings are ``name`` or ``name:key=value,...``; see :mod:`normlayers.spec`.
+``norm_layer(spec)`` gives a ``norm_layer=`` callable for torchvision models.
+This package imports torch only.
+"""
+
+from . import catalog as _catalog  # noqa: F401  (registers the built-in layers)
+from .bgn import BatchGroupNorm, GroupStatistics
+from .layers import GroupNorm, InstanceNorm, LayerNorm2d, PositionalNorm
+from .registry import (
+    NormEntry,
+    NormParam,
+    ResolvedNorm,
+    create_norm,
+    find_norm_layers,
+    get_norm_entry,
+    list_norms,
+    norm_label,
+    norm_layer,
+    register_norm,
+    resolve_norm,
+)
+from .spec import NormSpec, NormSpecError, parse_norm_spec
+
+__all__ = [
+    "BatchGroupNorm",
+    "GroupStatistics",
+    "GroupNorm",
+    "InstanceNorm",
+    "LayerNorm2d",
+    "PositionalNorm",
+    "NormEntry",
+    "NormParam",
+    "NormSpec",
+    "NormSpecError",
+    "ResolvedNorm",
+    "create_norm",
+    "find_norm_layers",
+    "get_norm_entry",
+    "list_norms",
+    "norm_label",
+    "norm_layer",
+    "parse_norm_spec",
+    "register_norm",
+    "resolve_norm",
+]

@@ -1,0 +1,120 @@
+"""The built-in registry entries: BN, IN, LN, GN, PN, BGN and the no-norm baseline.
+
+The order here is the row order of every table the reporter writes.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .bgn import BatchGroupNorm
+from .layers import GroupNorm, InstanceNorm, LayerNorm2d, PositionalNorm
+from .registry import NormEntry, NormParam, register_norm
+
+__all__: list[str] = []
+
+
+def _positive(v: float) -> bool:
+    return v > 0
+
+
+EPS = NormParam("eps", float, 1e-5, "a float > 0", _positive)
+AFFINE = NormParam("affine", bool, True, "true or false")
+MOMENTUM = NormParam(
+    "momentum", float, 0.1, "a float in [0, 1], or none for a cumulative average", lambda v: 0 <= v <= 1, nullable=True
+)
+TRACK = NormParam("track_running_stats", bool, True, "true or false")
+
+
+def _batch_norm(num_channels: int, **kwargs) -> nn.Module:
+    return nn.BatchNorm2d(num_channels, **kwargs)
+
+
+def _identity(num_channels: int) -> nn.Module:
+    return nn.Identity()
+
+
+register_norm(
+    NormEntry(
+        name="bn",
+        factory=_batch_norm,
+        label="BN",
+        description="Batch normalization: per channel, statistics over (N, H, W).",
+        params=(EPS, MOMENTUM, AFFINE, TRACK),
+        uses_batch_stats=True,
+        keeps_running_stats=True,
+        syncable=True,
+    )
+)
+register_norm(
+    NormEntry(
+        name="in",
+        factory=InstanceNorm,
+        label="IN",
+        description="Instance normalization: per sample and channel, statistics over (H, W).",
+        params=(EPS, AFFINE),
+    )
+)
+register_norm(
+    NormEntry(
+        name="ln",
+        factory=LayerNorm2d,
+        label="LN",
+        description="Layer normalization: per sample, statistics over (C, H, W); per-channel affine.",
+        params=(EPS, AFFINE),
+    )
+)
+register_norm(
+    NormEntry(
+        name="gn",
+        factory=GroupNorm,
+        label="GN",
+        description=(
+            "Group normalization: per sample, statistics over groups of channels and (H, W). A layer whose C "
+            "num_groups does not divide uses the largest divisor of C below it."
+        ),
+        params=(NormParam("num_groups", int, 32, "an integer >= 1", lambda v: v >= 1, short="G"), EPS, AFFINE),
+        group_param="num_groups",
+        always_in_spec=("num_groups",),
+    )
+)
+register_norm(
+    NormEntry(
+        name="pn",
+        factory=PositionalNorm,
+        label="PN",
+        description="Positional normalization: per sample and position, statistics over C; per-channel affine.",
+        params=(EPS, AFFINE),
+    )
+)
+register_norm(
+    NormEntry(
+        name="bgn",
+        factory=BatchGroupNorm,
+        label="BGN",
+        description=(
+            "Batch group normalization: G contiguous groups of the flattened (C, H, W) axis, statistics over the "
+            "batch and the group; G must divide C*H*W. G=C is BN."
+        ),
+        params=(
+            NormParam("num_groups", int, 1, "an integer >= 1 that divides C*H*W of every layer", lambda v: v >= 1, short="G"),
+            EPS,
+            MOMENTUM,
+            AFFINE,
+            TRACK,
+        ),
+        uses_batch_stats=True,
+        keeps_running_stats=True,
+        group_param="num_groups",
+        syncable=True,
+        always_in_spec=("num_groups",),
+    )
+)
+register_norm(
+    NormEntry(
+        name="none",
+        factory=_identity,
+        label="None",
+        description="No normalization (identity), the baseline without any.",
+    )
+)

@@ -1,0 +1,106 @@
+"""The batch-independent comparison layers: IN, LN, GN and PN.
+
+All of them take an (N, C, *) input and apply a per-channel affine (gamma, beta
+of length C), the parametrization the BGN paper and the GN paper use for their
+comparisons. IN and LN are group normalization with C groups and one group; they
+are built on ``nn.GroupNorm`` because its fused kernel is the fastest way to
+compute per-sample group statistics on both CPU and GPU.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["InstanceNorm", "LayerNorm2d", "GroupNorm", "PositionalNorm", "largest_divisor_at_most"]
+
+
+def largest_divisor_at_most(n: int, limit: int) -> int:
+    """The largest divisor of ``n`` that does not exceed ``limit`` (at least 1)."""
+    for d in range(min(n, limit), 0, -1):
+        if n % d == 0:
+            return d
+    return 1
+
+
+class InstanceNorm(nn.GroupNorm):
+    """Instance normalization: per sample and channel, statistics over (H, W).
+
+    Same as ``nn.InstanceNorm2d(C, affine=True)`` (checked in the tests), with no
+    running statistics, so train and eval modes compute the same function.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__(num_channels, num_channels, eps=eps, affine=affine)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class LayerNorm2d(nn.GroupNorm):
+    """Layer normalization for feature maps: per sample, statistics over (C, H, W).
+
+    Unlike ``nn.LayerNorm`` over (C, H, W), the affine is per channel, so the
+    layer has the same 2C parameters as BN and works at any spatial size.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__(1, num_channels, eps=eps, affine=affine)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class GroupNorm(nn.GroupNorm):
+    """Group normalization with a rule for channel counts that G does not divide.
+
+    ``num_groups`` is the number of groups asked for (32 in the GN paper). A layer
+    whose channel count it does not divide (or that has fewer channels) uses the
+    largest divisor of C not above it: with the default 32, C=16 gets 16 groups,
+    C=48 gets 24, C=64 gets 32. One spec therefore fits every layer of a network
+    whose widths vary; ``requested_groups`` keeps what was asked for.
+    """
+
+    def __init__(self, num_channels: int, num_groups: int = 32, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__(largest_divisor_at_most(num_channels, num_groups), num_channels, eps=eps, affine=affine)
+        self.requested_groups = num_groups
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+            f" (requested num_groups={self.requested_groups})"
+        )
+
+
+class PositionalNorm(nn.Module):
+    """Positional normalization (Li et al., 2019): per sample and position, statistics over C.
+
+    Computed as a layer norm over the channel axis moved last, which uses the
+    fused kernel (two to five times faster on CPU than explicit mean/var ops);
+    the output keeps the input's memory format.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__()
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_channels))
+            self.bias = nn.Parameter(torch.zeros(num_channels))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(
+                f"PositionalNorm({self.num_channels}) expects input (N, {self.num_channels}, ...), got {tuple(x.shape)}"
+            )
+        channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        y = F.layer_norm(x.movedim(1, -1), (self.num_channels,), self.weight, self.bias, self.eps).movedim(-1, 1)
+        return y.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_channels}, eps={self.eps}, affine={self.affine}"
