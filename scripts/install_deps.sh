@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Create the project virtualenv and install everything the code and tests use.
+# Usage: scripts/install_deps.sh VENV_DIR
+# Idempotent; the Makefile calls it only when requirements.txt, pyproject.toml or this
+# script changed (a stamp file keyed on their checksums).
+set -euo pipefail
+venv=${1:?usage: install_deps.sh VENV_DIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+python=${PYTHON:-python3}
+
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
+fi
+py="$venv/bin/python"
+quiet=(--quiet --disable-pip-version-check)
+"$py" -m pip install "${quiet[@]}" --upgrade pip wheel setuptools
+"$py" -m pip install "${quiet[@]}" -r "$root/requirements.txt"
+# torchattacks 3.5.1 pins an old requests it never imports: install it without deps.
+"$py" -m pip install "${quiet[@]}" --no-deps torchattacks==3.5.1
+"$root/scripts/build_learn2learn.sh" "$venv"
+"$py" -m pip install "${quiet[@]}" --no-deps -e "$root"
+
+# The embedded data set. Where apt is not available (not root, not Debian) the code falls
+# back to torchvision's downloader on first use.
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
+            || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1) \
+            || echo "warning: apt-get could not install dataset-fashion-mnist; Fashion-MNIST will be downloaded on first use" >&2
+    else
+        echo "note: dataset-fashion-mnist is not installed (needs root + apt); Fashion-MNIST will be downloaded on first use" >&2
+    fi
+fi
+"$py" - <<'PY'
+import importlib
+for name in ("torch", "torchvision", "lightning", "torchmetrics", "jsonargparse", "wandb", "submitit",
+             "learn2learn", "torchattacks", "sklearn", "scipy", "matplotlib", "normlayers", "tasks", "reports"):
+    importlib.import_module(name)
+PY
+echo "environment ready: $venv"
