@@ -1,0 +1,154 @@
+"""Figures for a paper column: metric vs batch size, and BGN's metric vs G.
+
+Sized for one column of a two-column paper (3.4 x 2.5 in, 8 pt text) and saved
+as PNG (200 dpi, for the index page) and SVG (for the paper). Drawing uses an
+explicit Agg canvas and a local rc context, so it needs no display and leaves
+matplotlib's global state alone; SVG ids and metadata are fixed so the same
+runs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed, even when a GUI backend is configured
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
+
+from .stats import CellStats  # noqa: E402
+from .tables import Row, Table, is_accuracy, scale_for  # noqa: E402
+
+FIGSIZE = (3.4, 2.5)  # inches: one column of a two-column paper
+DPI = 200
+_STYLE = {
+    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 6.5,
+    "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.2, "lines.markersize": 3.5,
+    "axes.spines.top": False, "axes.spines.right": False, "svg.hashsalt": "normbench",
+    "svg.fonttype": "path", "axes.prop_cycle": matplotlib.cycler(color=[
+        "#000000", "#e69f00", "#56b4e9", "#009e73", "#0072b2", "#d55e00", "#cc79a7", "#999999",
+        "#882255", "#44aa99",
+    ]),
+}
+_MARKERS = "osD^v<>ph*"
+
+
+def _axis_label(metric: str) -> str:
+    return f"{metric} (%)" if is_accuracy(metric) else metric
+
+
+def _log2_x(ax, values: Iterable[int]) -> None:
+    """Log2 x axis ticked exactly at the grid values (2, 8, 32, not 2^1...)."""
+    values = sorted(set(values))
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(FixedLocator(values))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([str(v) for v in values])
+    if len(values) == 1:  # a single point would give a zero-width axis
+        ax.set_xlim(values[0] / 2, values[0] * 2)
+
+
+def _finish(fig: Figure, ax) -> None:
+    """Legend outside the axes; constrained layout keeps the figure at FIGSIZE."""
+    ax.grid(True, linewidth=0.3, alpha=0.5)
+    if ax.lines:
+        fig.legend(loc="outside right upper", frameon=False, handlelength=1.8)
+
+
+def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
+    fig.savefig(png, dpi=DPI, metadata={"Software": None})
+    fig.savefig(svg, metadata={"Date": None, "Creator": None})
+    return [png, svg]
+
+
+def _series(row_cells: dict[int, CellStats], xs: Iterable[int], scale: float):
+    """Points with finished seeds only; failed cells leave a gap in the x list."""
+    x, mean, lo, hi = [], [], [], []
+    for v in sorted(xs):
+        cell = row_cells.get(v)
+        if cell is None or cell.mean is None:
+            continue
+        std = cell.std or 0.0
+        x.append(v)
+        mean.append(cell.mean * scale)
+        lo.append((cell.mean - std) * scale)
+        hi.append((cell.mean + std) * scale)
+    return x, mean, lo, hi
+
+
+def _new_figure() -> tuple[Figure, object]:
+    fig = Figure(figsize=FIGSIZE, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def plot_vs_batch_size(table: Table, out_dir: Path) -> list[Path]:
+    """Metric vs batch size (log2 axis), one line per norm with a ± std band."""
+    scale = scale_for(table.metric)
+    with matplotlib.rc_context(_STYLE):
+        fig, ax = _new_figure()
+        for i, row in enumerate(table.rows):
+            x, mean, lo, hi = _series(row.cells, table.batch_sizes, scale)
+            if not x:
+                continue
+            style = "--" if row.norm == "bn" else "-"
+            (line,) = ax.plot(x, mean, style, marker=_MARKERS[i % len(_MARKERS)], label=row.label)
+            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+        _log2_x(ax, table.batch_sizes)
+        ax.set_xlabel("batch size per device")
+        ax.set_ylabel(_axis_label(table.metric))
+        ax.set_title(f"{table.dataset} / {table.model}")
+        _finish(fig, ax)
+        return _save(fig, out_dir, f"{table.name}__vs_batch_size")
+
+
+def bgn_rows(table: Table) -> list[Row]:
+    """BGN rows with a group count, ascending G; a G plot needs at least two."""
+    rows = [r for r in table.rows if r.norm_name == "bgn" and r.num_groups is not None]
+    return sorted(rows, key=lambda r: r.num_groups) if len({r.num_groups for r in rows}) >= 2 else []
+
+
+def plot_bgn_vs_groups(table: Table, out_dir: Path) -> list[Path]:
+    """BGN's metric vs G (log2 axis), one line per batch size, BN dashed for reference.
+
+    Returns [] when the table has fewer than two G values for BGN.
+    """
+    rows = bgn_rows(table)
+    if not rows:
+        return []
+    scale = scale_for(table.metric)
+    bn = next((r for r in table.rows if r.norm == "bn"), None)
+    groups = sorted({r.num_groups for r in rows})
+    with matplotlib.rc_context(_STYLE):
+        fig, ax = _new_figure()
+        for i, bs in enumerate(table.batch_sizes):
+            by_g = {r.num_groups: r.cells[bs] for r in rows if bs in r.cells}
+            x, mean, lo, hi = _series(by_g, groups, scale)
+            if not x:
+                continue
+            (line,) = ax.plot(x, mean, "-", marker=_MARKERS[i % len(_MARKERS)], label=f"bs={bs}")
+            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+            ref = bn.cells.get(bs) if bn is not None else None
+            if ref is not None and ref.mean is not None:
+                ax.axhline(ref.mean * scale, color=line.get_color(), linestyle="--", linewidth=0.8)
+        _log2_x(ax, groups)
+        ax.set_xlabel("BGN groups G")
+        ax.set_ylabel(_axis_label(table.metric))
+        title = f"{table.dataset} / {table.model}"
+        ax.set_title(title + (" (dashed: BN)" if bn is not None else ""))
+        _finish(fig, ax)
+        return _save(fig, out_dir, f"{table.name}__bgn_vs_groups")
+
+
+def plot_tables(tables: Iterable[Table], out_dir: Path) -> dict[str, list[Path]]:
+    """All figures, keyed by table name; each value lists PNG and SVG paths."""
+    figures: dict[str, list[Path]] = {}
+    for table in tables:
+        paths = plot_vs_batch_size(table, out_dir) + plot_bgn_vs_groups(table, out_dir)
+        figures[table.name] = paths
+    return figures

@@ -1,0 +1,121 @@
+"""Fixtures for the reporter tests: hand-made run records in temporary folders.
+
+Records follow docs/run-record.md; `write_record` fills every field with a
+realistic default so a test states only what it is about.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+WriteRecord = Callable[..., Path]
+
+_NORMS = {
+    # norm spec -> (registry name, paper label, group parameter)
+    "bn": ("bn", "BN", None),
+    "in": ("in", "IN", None),
+    "ln": ("ln", "LN", None),
+    "gn:num_groups=32": ("gn", "GN (G=32)", 32),
+    "pn": ("pn", "PN", None),
+    "bgn:num_groups=1": ("bgn", "BGN (G=1)", 1),
+    "bgn:num_groups=4": ("bgn", "BGN (G=4)", 4),
+    "bgn:num_groups=16": ("bgn", "BGN (G=16)", 16),
+}
+
+
+def make_record(norm_spec: str = "bn", batch_size: int = 2, seed: int = 0, acc: float | None = 0.9,
+                status: str = "finished", **overrides: Any) -> dict[str, Any]:
+    norm = norm_spec
+    name, label, groups = _NORMS[norm]
+    task, dataset = overrides.get("task", "classification"), overrides.get("dataset", "fashion_mnist")
+    record: dict[str, Any] = {
+        "schema": 1,
+        "sweep": "quick", "task": task, "dataset": dataset, "model": "resnet20",
+        "norm": norm, "norm_name": name, "norm_label": label, "norm_num_groups": groups,
+        "norm_args": {} if groups is None else {"num_groups": groups},
+        "uses_batch_stats": name in ("bn", "bgn"), "batch_size": batch_size, "world_size": 1,
+        "global_batch_size": batch_size, "sync_norm": False, "seed": seed, "profile": "quick",
+        "epochs": 1, "precision": "32-true", "status": status,
+        "error": None if status == "finished" else f"run {status}",
+        "primary_metric": "test/acc", "primary_mode": "max", "report_metrics": ["test/acc"],
+        "epochs_completed": 1, "steps": 100, "wall_time_s": 12.5, "train_images_per_s": 80.0,
+        "started_at": "2026-11-29T12:00:00Z", "finished_at": "2026-11-29T12:00:12Z",
+        "host": "test", "device": "cpu", "git_commit": None, "git_dirty": None,
+        "normbench_version": "0.1.0", "torch_version": "2.5.0", "lightning_version": "2.4.0",
+        "python_version": "3.11.7", "wandb_run_id": None, "wandb_group": None,
+    }
+    if acc is not None:
+        record["test/acc"] = acc
+    record.update(overrides)
+    if "run_id" not in overrides:
+        safe = record["norm"].replace(":", "_")
+        record["run_id"] = f"{task}-{dataset}-{safe}-bs{batch_size}-s{seed}"
+    return record
+
+
+@pytest.fixture
+def write_record(tmp_path: Path) -> WriteRecord:
+    """write_record(norm, batch_size, seed, acc, status, root=..., **fields) -> result.json path."""
+
+    def write(*args: Any, root: Path | None = None, raw: Any = None, **kwargs: Any) -> Path:
+        record = make_record(*args, **kwargs)
+        run_dir = (root or tmp_path / "runs") / str(record.get("sweep") or "nosweep") / record["run_id"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text("task: x\n")
+        path = run_dir / "result.json"
+        path.write_text(raw if isinstance(raw, str) else json.dumps(record))
+        return path
+
+    return write
+
+
+# The golden grid: BN, IN, LN, GN, BGN(G=1), BGN(G=4) at batch sizes 2 and 16, with
+# a missing cell (IN, 16), an all-failed cell (LN, 2), an all-diverged cell (LN, 16),
+# a partially failed cell (GN, 16), unequal seeds (BGN G=4, 2: two seeds), a tie for
+# best (BGN G=1 and G=4 at 16), and a clearly better norm with three seeds (BGN G=1, 2).
+GOLDEN_GRID: dict[tuple[str, int], list[float | str]] = {
+    ("bn", 2): [0.700, 0.710, 0.690],
+    ("in", 2): [0.650, 0.660, 0.640],
+    ("ln", 2): ["failed", "failed", "failed"],
+    ("gn:num_groups=32", 2): [0.705, 0.695, 0.720],
+    ("bgn:num_groups=1", 2): [0.800, 0.810, 0.790],
+    ("bgn:num_groups=4", 2): [0.790, 0.800],
+    ("bn", 16): [0.900, 0.910, 0.890],
+    ("ln", 16): ["diverged", "diverged", "diverged"],
+    ("gn:num_groups=32", 16): [0.880, 0.890, "failed"],
+    ("bgn:num_groups=1", 16): [0.910, 0.905, 0.915],
+    ("bgn:num_groups=4", 16): [0.905, 0.915, 0.910],
+}
+
+
+@pytest.fixture
+def golden_grid() -> dict[tuple[str, int], list[float | str]]:
+    return GOLDEN_GRID
+
+
+@pytest.fixture
+def golden_runs(tmp_path: Path, write_record: WriteRecord) -> Path:
+    """A sweep folder holding the golden grid, plus one run without result.json."""
+    root = tmp_path / "runs"
+    for (norm, bs), outcomes in GOLDEN_GRID.items():
+        for seed, outcome in enumerate(outcomes):
+            if isinstance(outcome, str):
+                write_record(norm, bs, seed, acc=None, status=outcome, root=root)
+            else:
+                write_record(norm, bs, seed, acc=outcome, root=root)
+    pending = root / "quick" / "classification-fashion_mnist-pn-bs2-s0"
+    pending.mkdir(parents=True)
+    (pending / "config.yaml").write_text("task: classification\n")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _wandb_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """W&B is disabled in tests; no test may find real credentials."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_IDENTITY_TOKEN_FILE", raising=False)

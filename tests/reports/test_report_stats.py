@@ -1,0 +1,99 @@
+"""Aggregation over seeds and the one-sided Welch's t-test against BN."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from scipy import stats as scipy_stats
+
+from reports.collect import collect_runs
+from reports.stats import aggregate, metric_mode, welch_p_value
+
+
+def _cells(root: Path) -> dict[tuple[str, int], object]:
+    cells = aggregate(collect_runs(root).records)
+    return {(c.norm, c.batch_size): c for c in cells if c.metric == "test/acc"}
+
+
+def test_cell_statistics(golden_runs: Path) -> None:
+    cells = _cells(golden_runs)
+    gn = cells[("gn:num_groups=32", 2)]
+    assert gn.n == 3 and gn.n_failed == 0 and gn.n_diverged == 0
+    assert gn.mean == pytest.approx((0.705 + 0.695 + 0.720) / 3)
+    assert gn.std == pytest.approx(0.0125830573921, rel=1e-9)  # sample std, ddof=1
+    partial = cells[("gn:num_groups=32", 16)]
+    assert (partial.n, partial.n_failed, partial.values) == (2, 1, (0.88, 0.89))
+    failed = cells[("ln", 2)]
+    assert (failed.n, failed.n_failed, failed.mean, failed.std) == (0, 3, None, None)
+    assert cells[("ln", 16)].n_diverged == 3
+    assert ("in", 16) not in cells  # never run
+
+
+def test_single_seed_has_no_std(tmp_path: Path, write_record) -> None:
+    write_record("bn", 2, 0, acc=0.5)
+    (cell,) = aggregate(collect_runs(tmp_path / "runs").records)
+    assert cell.n == 1 and cell.mean == 0.5 and cell.std is None
+
+
+def test_p_value_matches_scipy_and_marks_only_significant(golden_runs: Path, golden_grid) -> None:
+    GOLDEN_GRID = golden_grid  # noqa: N806
+    cells = _cells(golden_runs)
+    bn2, bn16 = GOLDEN_GRID[("bn", 2)], GOLDEN_GRID[("bn", 16)]
+    best = cells[("bgn:num_groups=1", 2)]
+    expected = scipy_stats.ttest_ind(GOLDEN_GRID[("bgn:num_groups=1", 2)], bn2, equal_var=False,
+                                     alternative="greater").pvalue
+    assert best.p_vs_bn == pytest.approx(expected, rel=1e-12)
+    assert best.p_vs_bn < 0.05 and best.beats_bn
+    # Clearly better but only two seeds: not tested.
+    two_seeds = cells[("bgn:num_groups=4", 2)]
+    assert two_seeds.p_vs_bn is None and not two_seeds.beats_bn
+    # Better mean, three seeds, not significant.
+    close = cells[("bgn:num_groups=4", 16)]
+    expected = scipy_stats.ttest_ind(GOLDEN_GRID[("bgn:num_groups=4", 16)], bn16, equal_var=False,
+                                     alternative="greater").pvalue
+    assert close.p_vs_bn == pytest.approx(expected, rel=1e-12)
+    assert 0.05 < close.p_vs_bn < 0.5 and not close.beats_bn
+    # Worse than BN: one-sided p near 1, no mark.
+    worse = cells[("in", 2)]
+    assert worse.p_vs_bn > 0.95 and not worse.beats_bn
+    # BN itself and cells with a partly failed side are not tested.
+    assert cells[("bn", 2)].p_vs_bn is None
+    assert cells[("gn:num_groups=32", 16)].p_vs_bn is None
+
+
+def test_min_mode_tests_the_lower_direction(tmp_path: Path, write_record) -> None:
+    for seed, (bn, gn) in enumerate([(0.50, 0.30), (0.52, 0.31), (0.51, 0.29)]):
+        common = {"primary_metric": "test/loss", "primary_mode": "min", "report_metrics": ["test/loss"]}
+        write_record("bn", 2, seed, acc=None, **common, **{"test/loss": bn})
+        write_record("gn:num_groups=32", 2, seed, acc=None, **common, **{"test/loss": gn})
+    cells = {c.norm: c for c in aggregate(collect_runs(tmp_path / "runs").records)}
+    gn = cells["gn:num_groups=32"]
+    expected = scipy_stats.ttest_ind([0.30, 0.31, 0.29], [0.50, 0.52, 0.51], equal_var=False,
+                                     alternative="less").pvalue
+    assert gn.mode == "min" and gn.p_vs_bn == pytest.approx(expected) and gn.beats_bn
+
+
+def test_only_exact_bn_spec_is_the_reference(tmp_path: Path, write_record) -> None:
+    for seed, acc in enumerate([0.1, 0.11, 0.12]):
+        write_record("bgn:num_groups=1", 2, seed, acc=acc + 0.5)
+        write_record("bn", 2, seed, acc=acc, norm="bn:momentum=0.01", norm_label="BN (m=0.01)")
+    cells = aggregate(collect_runs(tmp_path / "runs").records)
+    assert all(c.p_vs_bn is None for c in cells)
+
+
+def test_welch_needs_three_seeds_each() -> None:
+    assert welch_p_value((0.9, 0.91, 0.92), (0.5, 0.51), "max") is None
+    assert welch_p_value((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "max") is None  # undefined test
+    p = welch_p_value((0.9, 0.91, 0.92), (0.5, 0.51, 0.52), "max")
+    assert p is not None and math.isfinite(p) and p < 1e-4
+
+
+@pytest.mark.parametrize(
+    ("metric", "mode"),
+    [("test/acc", "max"), ("test/robust_acc", "max"), ("test/loss", "min"), ("test/error", "min")],
+)
+def test_metric_mode(metric: str, mode: str) -> None:
+    assert metric_mode(metric, "val/acc", "max") == mode
+    assert metric_mode("val/acc", "val/acc", "min") == "min"  # the record decides for its primary

@@ -1,0 +1,143 @@
+"""Paper tables: golden Markdown and LaTeX, CSV, ordering, formatting and escaping."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from reports.collect import collect_runs
+from reports.render import CSV_COLUMNS, latex_escape, render_csv, render_latex, render_markdown
+from reports.tables import Table, tables_from_records
+
+CAPTION = (
+    "classification / fashion_mnist / resnet20: test/acc (%), mean ± sample std over seeds "
+    "(n=3 unless marked); rows: normalization, columns: batch size per device. **Bold**: best mean "
+    "per batch size (higher is better). <sup>*</sup>: significantly better than BN at the same batch "
+    "size (one-sided Welch's t-test, p < 0.05, ≥ 3 finished seeds in both cells). <sup>†</sup>: some "
+    "seeds failed or diverged, mean over the finished seeds; –: not run."
+)
+
+GOLDEN_MARKDOWN = CAPTION + """
+
+| Norm | bs=2 | bs=16 |
+|:--|--:|--:|
+| BN | 70.00 ± 1.00 | 90.00 ± 1.00 |
+| IN | 65.00 ± 1.00 | – |
+| LN | failed | diverged |
+| GN (G=32) | 70.67 ± 1.26 | 88.50 ± 0.71<sup>†</sup> (n=2) |
+| BGN (G=1) | **80.00 ± 1.00**<sup>*</sup> | **91.00 ± 0.50** |
+| BGN (G=4) | 79.50 ± 0.71 (n=2) | **91.00 ± 0.50** |
+"""
+
+GOLDEN_LATEX = r"""\begin{table}[t]
+\centering
+\caption{classification / fashion\_mnist / resnet20: test/acc (%), mean $\pm$ sample std over seeds (n=3 unless marked); rows: normalization, columns: batch size per device. \textbf{Bold}: best mean per batch size (higher is better). $^{*}$: significantly better than BN at the same batch size (one-sided Welch's t-test, p $<$ 0.05, $\geq$ 3 finished seeds in both cells). $^{\dagger}$: some seeds failed or diverged, mean over the finished seeds; --: not run.}
+\label{tab:classification-fashion-mnist-resnet20-test-acc}
+\begin{tabular}{lrr}
+\toprule
+Norm & bs=2 & bs=16 \\
+\midrule
+BN & 70.00 $\pm$ 1.00 & 90.00 $\pm$ 1.00 \\
+IN & 65.00 $\pm$ 1.00 & -- \\
+LN & failed & diverged \\
+GN (G=32) & 70.67 $\pm$ 1.26 & 88.50 $\pm$ 0.71$^{\dagger}$ (n=2) \\
+BGN (G=1) & \textbf{80.00 $\pm$ 1.00}$^{*}$ & \textbf{91.00 $\pm$ 0.50} \\
+BGN (G=4) & 79.50 $\pm$ 0.71 (n=2) & \textbf{91.00 $\pm$ 0.50} \\
+\bottomrule
+\end{tabular}
+\end{table}
+"""
+
+
+def _tables(root: Path) -> list[Table]:
+    return tables_from_records(collect_runs(root).records)
+
+
+def test_golden_markdown(golden_runs: Path) -> None:
+    (table,) = _tables(golden_runs)
+    assert table.primary and table.batch_sizes == (2, 16) and table.modal_n == 3
+    assert render_markdown(table) == GOLDEN_MARKDOWN
+
+
+def test_golden_latex(golden_runs: Path) -> None:
+    (table,) = _tables(golden_runs)
+    assert render_latex(table) == GOLDEN_LATEX
+
+
+def test_output_is_deterministic(golden_runs: Path) -> None:
+    first, second = _tables(golden_runs), _tables(golden_runs)
+    assert render_csv(first) == render_csv(second)
+    assert [render_latex(t) for t in first] == [render_latex(t) for t in second]
+
+
+def test_csv_long_format(golden_runs: Path) -> None:
+    rows = list(csv.DictReader(io.StringIO(render_csv(_tables(golden_runs)))))
+    assert tuple(rows[0].keys()) == CSV_COLUMNS
+    assert len(rows) == 11  # one row per existing cell; the missing (IN, 16) has none
+    by_cell = {(r["norm"], int(r["batch_size"])): r for r in rows}
+    best = by_cell[("bgn:num_groups=1", 2)]
+    assert best["norm_label"] == "BGN (G=1)" and best["norm_num_groups"] == "1"
+    assert (best["n"], best["n_failed"], best["n_diverged"]) == ("3", "0", "0")
+    assert float(best["mean"]) == pytest.approx(0.80) and float(best["std"]) == pytest.approx(0.01)
+    assert float(best["p_vs_bn"]) < 0.05 and best["beats_bn"] == "true" and best["best"] == "true"
+    failed = by_cell[("ln", 2)]
+    assert (failed["n"], failed["n_failed"], failed["mean"], failed["std"], failed["p_vs_bn"]) == (
+        "0", "3", "", "", "")
+    partial = by_cell[("gn:num_groups=32", 16)]
+    assert (partial["n"], partial["n_failed"], partial["p_vs_bn"]) == ("2", "1", "")
+    assert by_cell[("bn", 2)]["norm_num_groups"] == "" and by_cell[("bn", 2)]["p_vs_bn"] == ""
+    assert {k for k, r in by_cell.items() if r["best"] == "true"} == {
+        ("bgn:num_groups=1", 2), ("bgn:num_groups=1", 16), ("bgn:num_groups=4", 16)}
+
+
+def test_row_order_registry_then_groups(tmp_path: Path, write_record) -> None:
+    for norm in ["bgn:num_groups=16", "pn", "bgn:num_groups=4", "bn", "gn:num_groups=32", "in"]:
+        write_record(norm, 2, 0, acc=0.5)
+    write_record("bn", 2, 0, acc=0.5, norm="zz", norm_name="zz", norm_label="Custom")
+    write_record("bn", 2, 0, acc=0.5, norm="aa", norm_name="aa", norm_label="Another")
+    (table,) = _tables(tmp_path / "runs")
+    assert [r.label for r in table.rows] == [
+        "BN", "IN", "GN (G=32)", "PN", "BGN (G=4)", "BGN (G=16)", "Another", "Custom"]
+
+
+def test_other_metrics_and_min_mode(tmp_path: Path, write_record) -> None:
+    metrics = {"primary_metric": "test/acc", "report_metrics": ["test/acc", "test/loss", "test/robust_acc"]}
+    for seed, (loss_bn, loss_gn) in enumerate([(0.6234, 0.41), (0.6301, 0.42), (0.6190, 0.40)]):
+        write_record("bn", 8, seed, acc=0.9, **metrics, **{"test/loss": loss_bn, "test/robust_acc": 0.3})
+        write_record("gn:num_groups=32", 8, seed, acc=0.8, **metrics, **{"test/loss": loss_gn})
+    tables = _tables(tmp_path / "runs")
+    assert [(t.metric, t.primary, t.mode) for t in tables] == [
+        ("test/acc", True, "max"), ("test/loss", False, "min"), ("test/robust_acc", False, "max")]
+    loss = render_markdown(tables[1])
+    assert "| BN | 0.6242 ± 0.0056 |" in loss  # four significant digits, std with the same decimals
+    assert "| GN (G=32) | **0.4100 ± 0.0100**<sup>*</sup> |" in loss  # lower is better
+    assert "test/loss, mean ±" in loss and "(lower is better)" in loss
+    robust = render_markdown(tables[2])
+    assert "| BN | **30.00 ± 0.00** |" in robust  # three equal seeds: std 0.00 is shown
+    assert "GN" not in robust  # GN never reported the metric: no row
+
+
+def test_single_seed_has_no_plus_minus(tmp_path: Path, write_record) -> None:
+    write_record("bn", 4, 0, acc=0.9123)
+    (table,) = _tables(tmp_path / "runs")
+    assert "| BN | **91.23** |" in render_markdown(table)
+
+
+def test_latex_escaping_and_no_bn_caption(tmp_path: Path, write_record) -> None:
+    write_record("bn", 2, 0, acc=0.5, norm="x", norm_name="x", norm_label="My_Norm & 50% #1",
+                 dataset="tiny_set")
+    (table,) = _tables(tmp_path / "runs")
+    tex = render_latex(table)
+    assert r"My\_Norm \& 50\% \#1 & \textbf{50.00} \\" in tex
+    assert r"tiny\_set" in tex and "No BN row, so no significance test." in tex
+    assert latex_escape(r"a\b{c}~^$") == r"a\textbackslash{}b\{c\}\textasciitilde{}\textasciicircum{}\$"
+
+
+def test_same_label_for_two_specs_is_disambiguated(tmp_path: Path, write_record) -> None:
+    write_record("bn", 2, 0, acc=0.5)
+    write_record("bn", 2, 0, acc=0.6, norm="bn:momentum=0.01")
+    (table,) = _tables(tmp_path / "runs")
+    assert [r.label for r in table.rows] == ["BN [bn]", "BN [bn:momentum=0.01]"]

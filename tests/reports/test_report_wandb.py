@@ -1,0 +1,158 @@
+"""The W&B report: built offline and inspected; publishing without a login fails clearly."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from reports.collect import collect_runs
+from reports.tables import tables_from_records
+from reports.wandb_report import (
+    WandbPublishError,
+    build_wandb_report,
+    publish_wandb_report,
+    report_spec,
+    wandb_login_available,
+)
+
+
+def _no_network(*args, **kwargs):
+    raise AssertionError("tried to open a network connection")
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No credentials anywhere and no sockets; returns the fake home folder."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("NETRC", str(home / ".netrc"))
+    monkeypatch.delenv("WANDB_BASE_URL", raising=False)
+    monkeypatch.setattr(socket, "create_connection", _no_network)
+    monkeypatch.setattr(socket.socket, "connect", _no_network)
+    return home
+
+
+@pytest.fixture
+def report(golden_runs: Path, tmp_path: Path, write_record, offline: Path):
+    # a second task from another sweep, so the report has two sections
+    for seed in range(2):
+        write_record("bn", 4, seed, acc=0.4, task="adversarial", sweep="adv",
+                     primary_metric="test/robust_acc", report_metrics=["test/robust_acc", "test/acc"],
+                     **{"test/robust_acc": 0.3})
+    records = collect_runs(tmp_path / "runs").records
+    return build_wandb_report(records, "my-team", "normbench", title="Norms compared",
+                              tables=tables_from_records(records))
+
+
+def _sections(report) -> dict[str, list]:
+    sections: dict[str, list] = {}
+    current = None
+    for block in report.blocks:
+        if type(block).__name__ == "H1":
+            current = block.text
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(block)
+    return sections
+
+
+def test_report_structure(report) -> None:
+    assert (report.entity, report.project, report.title) == ("my-team", "normbench", "Norms compared")
+    sections = _sections(report)
+    assert list(sections) == ["classification", "adversarial"]  # paper task order
+    for task, blocks in sections.items():
+        (grid,) = [b for b in blocks if type(b).__name__ == "PanelGrid"]
+        (runset,) = grid.runsets
+        assert (runset.entity, runset.project, runset.name) == ("my-team", "normbench", f"{task} runs")
+        assert runset.groupby == ["group"]  # W&B group = (task, norm, batch size): seeds aggregate
+        bar, line = grid.panels
+        assert type(bar).__name__ == "BarPlot" and type(line).__name__ == "LinePlot"
+        primary = "test/acc" if task == "classification" else "test/robust_acc"
+        assert bar.metrics == [primary] and bar.title.startswith(f"{task}: {primary} by norm")
+        assert (bar.groupby, bar.groupby_aggfunc, bar.groupby_rangefunc) == ("Group", "mean", "stddev")
+        assert (line.x, line.y, line.groupby) == ("Step", ["val/acc"], "Group")
+        assert runset.pinned_columns == ["config:norm_label.value", "config:batch_size.value"]
+        assert f"summary:{primary}" in runset.visible_columns
+        assert "config:seed.value" in runset.visible_columns
+
+
+def test_runset_filters_select_sweep_tag_and_task(report) -> None:
+    from wandb_workspaces import expr
+
+    sections = _sections(report)
+    expected = {"classification": "quick", "adversarial": "adv"}
+    for task, blocks in sections.items():
+        (grid,) = [b for b in blocks if type(b).__name__ == "PanelGrid"]
+        v2 = expr.filters_tree_to_v2(expr.expr_to_filters(grid.runsets[0].filters))
+        leaves = [(f["key"]["section"], f["key"]["name"], f["op"], f["value"]) for f in v2["filters"]]
+        assert leaves == [("run", "tags", "IN", [expected[task]]), ("config", "task", "=", task)]
+
+
+def test_main_table_in_the_report(report) -> None:
+    blocks = _sections(report)["classification"]
+    texts = [b.text for b in blocks if type(b).__name__ == "MarkdownBlock"]
+    assert any("| BGN (G=1) | **80.00 ± 1.00**<sup>*</sup> | **91.00 ± 0.50** |" in t for t in texts)
+    assert any("norms BN, IN, LN, GN (G=32), BGN (G=1), BGN (G=4)" in t for t in texts)
+
+
+def test_spec_is_json_and_deterministic(golden_runs: Path, offline: Path) -> None:
+    records = collect_runs(golden_runs).records
+    first = report_spec(build_wandb_report(records, "e", "p"))
+    second = report_spec(build_wandb_report(records, "e", "p"))
+    assert json.dumps(first) == json.dumps(second)  # no random panel ids in the spec
+    assert first["format"] == "wandb_workspaces.reports.v2" and first["type"] == "Report"
+    kinds = [b["type"] for b in first["blocks"]]
+    assert kinds == ["MarkdownBlock", "TableOfContents", "H1", "MarkdownBlock", "PanelGrid"]
+    grid = first["blocks"][-1]
+    assert [p["type"] for p in grid["panels"]] == ["BarPlot", "LinePlot"]
+    assert grid["runsets"][0]["groupby"] == ["group"]
+
+
+def test_publish_without_login_raises_clear_error(report, offline: Path, monkeypatch) -> None:
+    monkeypatch.delenv("WANDB_MODE", raising=False)  # not "disabled": the login check must catch it
+    assert not wandb_login_available()
+    with pytest.raises(WandbPublishError) as info:
+        publish_wandb_report(report)
+    message = str(info.value)
+    assert "not logged in to W&B" in message and "`wandb login`" in message and "WANDB_API_KEY" in message
+    assert "\n" not in message
+    assert info.value.__cause__ is None
+
+
+def test_login_detection(offline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not wandb_login_available()
+    (offline / ".netrc").write_text("machine example.com login user password secret\n")
+    assert not wandb_login_available()  # an entry for another host does not count
+    (offline / ".netrc").write_text("machine api.wandb.ai login user password 0123456789abcdef\n")
+    assert wandb_login_available()
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org")
+    assert not wandb_login_available()
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef")
+    assert wandb_login_available()
+
+
+def test_publish_refuses_when_wandb_is_switched_off(report, offline: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    with pytest.raises(WandbPublishError, match="WANDB_MODE=offline"):
+        publish_wandb_report(report)
+
+
+class _FailingReport:
+    entity, project = "my-team", "normbench"
+
+    def save(self) -> None:
+        raise ValueError("Run set 'x' project 'my-team/normbench' not found.\nmore detail")
+
+
+def test_save_failure_becomes_one_line(offline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    with pytest.raises(WandbPublishError) as info:
+        publish_wandb_report(_FailingReport())
+    assert str(info.value) == ("publishing the W&B report to my-team/normbench failed: "
+                               "Run set 'x' project 'my-team/normbench' not found.")
