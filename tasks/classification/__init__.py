@@ -1,0 +1,1 @@
+"""Image classification: ResNets with any registry norm on Fashion-MNIST, CIFAR and ImageNet."""

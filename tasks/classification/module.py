@@ -1,0 +1,83 @@
+"""The classification LightningModule: cross-entropy training, top-1/top-5 evaluation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from ..config import ModelConfig, OptimConfig
+from ..models import build_model
+from ..optim import build_sgd
+from ..runner.callbacks import DivergedError
+
+
+class ClassificationModule(L.LightningModule):
+    def __init__(
+        self,
+        *,
+        norm: str,
+        model: ModelConfig,
+        optim: OptimConfig,
+        num_classes: int,
+        in_channels: int,
+        global_batch_size: int,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net: nn.Module = build_model(
+            model.name,
+            norm=norm,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            width=model.width,
+            zero_init_residual=model.zero_init_residual,
+        )
+        self.optim_cfg = optim
+        self.global_batch_size = global_batch_size
+        self.label_smoothing = label_smoothing
+        top5 = min(5, num_classes)
+        self.metrics = nn.ModuleDict(
+            {
+                f"{split}_{name}": MulticlassAccuracy(num_classes, top_k=k, average="micro")
+                for split in ("val", "test")
+                for name, k in (("acc", 1), ("acc5", top5))
+            }
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        loss = F.cross_entropy(self.net(images), labels, label_smoothing=self.label_smoothing)
+        if not torch.isfinite(loss):
+            raise DivergedError(f"training loss became {loss.item()} at step {self.global_step}")
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> None:
+        images, labels = batch
+        logits = self.net(images)
+        self.log(f"{split}/loss", F.cross_entropy(logits, labels), on_epoch=True, sync_dist=True)
+        for name in ("acc", "acc5"):
+            metric = self.metrics[f"{split}_{name}"]
+            metric.update(logits, labels)
+            self.log(f"{split}/{name}", metric, on_epoch=True, prog_bar=name == "acc")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        total = int(self.trainer.estimated_stepping_batches)
+        epochs = max(1, self.trainer.max_epochs or 1)
+        steps_per_epoch = max(1, total // epochs)
+        return build_sgd(self.net, self.optim_cfg, self.global_batch_size, total, steps_per_epoch)

@@ -1,0 +1,62 @@
+"""The ``normbench`` command line.
+
+    normbench run <task> [--config FILE] [--key value ...]   one run (``--print_config`` shows it)
+    normbench sweep FILE [--launcher local|submitit] [--dry-run]   a grid of runs
+    normbench report RUNS_DIR [--out DIR] [--wandb ENTITY/PROJECT]   tables, plots, W&B report
+    normbench norms                                           the normalization registry
+
+Errors a user can fix (bad config, missing data) print one line and exit with
+code 2; a run that fails or diverges exits with 1 after writing its record.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _print_norms() -> int:
+    from normlayers import get_norm_entry, list_norms
+
+    print(f"{'name':6} {'label':6} {'batch stats':11} {'running':7} {'sync':4} {'G':10} description")
+    for name in list_norms():
+        e = get_norm_entry(name)
+        group = f"{e.group_param}={e.param(e.group_param).default}" if e.group_param else "-"
+        flags = [("yes" if v else "no") for v in (e.uses_batch_stats, e.keeps_running_stats, e.syncable)]
+        print(f"{name:6} {e.label:6} {flags[0]:11} {flags[1]:7} {flags[2]:4} {group:10} {e.description}")
+    print("\nspec syntax: name or name:key=value,key=value (e.g. bgn:num_groups=4); see `normbench run <task> --help`")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__)
+        return EXIT_OK if args else EXIT_USAGE
+    command, rest = args[0], args[1:]
+    try:
+        if command == "run":
+            from .run_command import run_command
+
+            return run_command(rest)
+        if command == "sweep":
+            from .sweep.command import sweep_command
+
+            return sweep_command(rest)
+        if command == "report":
+            from reports.cli import main as report_main
+
+            return report_main(rest)
+        if command == "norms":
+            return _print_norms()
+    except KeyboardInterrupt:
+        print("\ninterrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    print(f"normbench: unknown command {command!r}; use run, sweep, report or norms (normbench --help)", file=sys.stderr)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

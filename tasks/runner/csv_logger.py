@@ -1,0 +1,36 @@
+"""A CSV logger that keeps the metrics of earlier attempts when a run resumes.
+
+Lightning's CSVLogger deletes an existing metrics.csv when it starts, which would
+erase the first part of a resumed run's curves. This one appends instead, and
+widens the header when later attempts log new columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+
+class _AppendingWriter(ExperimentWriter):
+    def _check_log_dir_exists(self) -> None:  # keep what is there
+        if os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as fh:
+                header = next(csv.reader(fh), [])
+            self.metrics_keys = list(header)
+
+
+class ResumableCSVLogger(CSVLogger):
+    """``metrics.csv`` directly in ``save_dir``, appended to across attempts."""
+
+    def __init__(self, save_dir: str) -> None:
+        super().__init__(save_dir=save_dir, name="", version="")
+
+    @property
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            os.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment

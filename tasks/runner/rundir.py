@@ -1,0 +1,120 @@
+"""Run directories: stable names, the saved config, and what a rerun should do.
+
+A run's directory name is derived from the grid coordinates (task, data set,
+model, norm, batch size, seed), so a sweep relaunched later finds its runs
+again. The resolved config is saved next to them; a rerun with a different
+config for the same directory is refused instead of silently mixing results.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import ConfigError, RunConfig, config_to_dict
+from .record import TERMINAL_STATUSES, read_record
+
+CONFIG_NAME = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+
+# Keys that do not change what a run computes: they may differ between attempts.
+OPERATIONAL_KEYS = {
+    "out_dir",
+    "sweep",
+    "run_name",
+    "wandb",
+    "trainer.threads",
+    "trainer.log_every_n_steps",
+    "trainer.checkpoint_every_n_steps",
+    "data.num_workers",
+    "data.root",
+    "data.download",
+    "data.eval_batch_size",
+}
+
+
+def slug(text: str) -> str:
+    """A file-system-safe version of a norm spec or name (``bgn:num_groups=2`` -> ``bgn_num_groups=2``)."""
+    return re.sub(r"[^A-Za-z0-9=.+-]+", "_", text).strip("_")
+
+
+def run_id(task: str, dataset: str, model: str, norm: str, batch_size: int, seed: int) -> str:
+    return f"{task}-{dataset}-{model}-{slug(norm)}-bs{batch_size}-s{seed}"
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and name != "norm":
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def semantic_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Config keys whose values differ, ignoring operational settings."""
+    a, b = _flatten(old), _flatten(new)
+    keys = sorted(set(a) | set(b))
+    ignored = lambda k: any(k == op or k.startswith(op + ".") for op in OPERATIONAL_KEYS)  # noqa: E731
+    return [k for k in keys if not ignored(k) and a.get(k) != b.get(k)]
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What is on disk for a run directory."""
+
+    directory: Path
+    record: dict[str, Any] | None
+    last_checkpoint: Path | None
+
+    @property
+    def done(self) -> bool:
+        return self.record is not None and self.record.get("status") in TERMINAL_STATUSES
+
+    @property
+    def resumable(self) -> bool:
+        return not self.done and self.last_checkpoint is not None
+
+
+def inspect_run_dir(directory: Path) -> RunState:
+    ckpt = directory / CHECKPOINT_DIR / LAST_CHECKPOINT
+    return RunState(directory, read_record(directory), ckpt if ckpt.is_file() else None)
+
+
+def _config_dict(cfg: RunConfig, task: str) -> dict[str, Any]:
+    return {"task": task, **config_to_dict(cfg)}
+
+
+def check_config_matches(directory: Path, cfg: RunConfig, task: str) -> None:
+    """Refuse to reuse a run directory that holds a run of a different config."""
+    path = directory / CONFIG_NAME
+    if not path.is_file():
+        return
+    with open(path) as fh:
+        old = yaml.safe_load(fh) or {}
+    new = _config_dict(cfg, task)
+    diff = semantic_differences(old, new)
+    if diff:
+        flat_old, flat_new = _flatten(old), _flatten(new)
+        shown = ", ".join(f"{k}: {flat_old.get(k)!r} -> {flat_new.get(k)!r}" for k in diff[:6])
+        raise ConfigError(
+            f"{directory} holds a run with a different config ({shown}); "
+            "pass --run_name or --out_dir to keep both, or delete the directory to start over"
+        )
+
+
+def save_config(directory: Path, cfg: RunConfig, task: str) -> None:
+    """Write the resolved config as config.yaml (atomically)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CONFIG_NAME
+    tmp = path.with_suffix(".yaml.tmp")
+    with open(tmp, "w") as fh:
+        yaml.safe_dump(_config_dict(cfg, task), fh, sort_keys=False)
+    tmp.replace(path)
