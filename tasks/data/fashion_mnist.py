@@ -17,7 +17,7 @@ import torch
 from .errors import DataMissingError
 from .idx import read_idx
 
-DEBIAN_DIR = Path(os.environ.get("NORMBENCH_FASHION_MNIST_SYSTEM_DIR", "/usr/share/datasets/fashion-mnist"))
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 60000),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 10000),
@@ -32,23 +32,41 @@ SHA256 = {
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
+def system_dir() -> Path:
+    """The Debian package's folder ($NORMBENCH_FASHION_MNIST_SYSTEM_DIR overrides it, e.g. in tests)."""
+    return Path(os.environ.get("NORMBENCH_FASHION_MNIST_SYSTEM_DIR", str(DEBIAN_DIR)))
+
+
 def candidate_dirs(root: Path | None) -> list[Path]:
     dirs = []
     if root is not None:
         dirs += [root / "fashion_mnist", root / "FashionMNIST" / "raw"]
-    return dirs + [DEBIAN_DIR]
+    return dirs + [system_dir()]
 
 
-def _find(root: Path | None, split: str) -> Path | None:
-    images, labels, _ = FILES[split]
-    for d in candidate_dirs(root):
-        if (d / images).is_file() and (d / labels).is_file():
-            return d
+def _file(directory: Path, name: str) -> Path | None:
+    """``name`` (gzip) or its extracted form (torchvision keeps both, or only the extracted one)."""
+    for candidate in (directory / name, directory / name.removesuffix(".gz")):
+        if candidate.is_file():
+            return candidate
     return None
 
 
-def _download(root: Path | None) -> Path:
-    target = (root or Path.home() / ".cache" / "normbench" / "data")
+def _find(root: Path | None, split: str) -> tuple[Path, Path] | None:
+    images, labels, _ = FILES[split]
+    for d in candidate_dirs(root):
+        found = _file(d, images), _file(d, labels)
+        if found[0] is not None and found[1] is not None:
+            return found  # type: ignore[return-value]
+    return None
+
+
+def _default_download_root() -> Path:
+    return Path.home() / ".cache" / "normbench" / "data"
+
+
+def _download(root: Path | None) -> None:
+    target = root or _default_download_root()
     looked = ", ".join(str(d) for d in candidate_dirs(root))
     try:
         from torchvision.datasets import FashionMNIST
@@ -61,14 +79,18 @@ def _download(root: Path | None) -> Path:
             "Install it with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu, as root) or put the four "
             "*-ubyte.gz files in <data root>/fashion_mnist"
         ) from None
-    return target / "FashionMNIST" / "raw"
 
 
 @lru_cache(maxsize=4)
 def load_fashion_mnist(root: Path | None, split: str, verify: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Images as uint8 (N, 1, 28, 28) and labels as int64 (N,); read once per process."""
     images_name, labels_name, count = FILES[split]
-    directory = _find(root, split) or _download(root)
-    images = read_idx(directory / images_name, (count, 28, 28), SHA256[images_name] if verify else None)
-    labels = read_idx(directory / labels_name, (count,), SHA256[labels_name] if verify else None)
+    found = _find(root, split)
+    if found is None:
+        _download(root)
+        found = _find(root if root is not None else _default_download_root(), split)
+    if found is None:
+        raise DataMissingError(f"Fashion-MNIST: the download finished but the {split} files are not where expected")
+    images = read_idx(found[0], (count, 28, 28), SHA256[images_name] if verify else None)
+    labels = read_idx(found[1], (count,), SHA256[labels_name] if verify else None)
     return images.unsqueeze(1), labels.long()

@@ -38,6 +38,8 @@ def read_idx(path: Path, expected_shape: tuple[int, ...], sha256: str | None = N
             f"{path}: not an IDX file of {len(expected_shape)}-d unsigned bytes (header {raw[:4].hex()})"
         )
     header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataCorruptError(f"{path}: header truncated ({len(raw)} bytes, the header alone needs {header})")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
     if tuple(dims) != tuple(expected_shape):
         raise DataCorruptError(f"{path}: dimensions {tuple(dims)}, expected {tuple(expected_shape)}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from .errors import DataMissingError
+from .errors import DataCorruptError, DataMissingError
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -39,11 +39,34 @@ def imagenet_transforms(train: bool, image_size: int = 224):
     return T.Compose(ops + [T.ToTensor(), T.Normalize(MEAN, STD)])
 
 
+def _train_classes(root: Path) -> tuple[list[str], dict[str, int]]:
+    train = imagenet_dir(root) / "train"
+    classes = sorted(entry.name for entry in train.iterdir() if entry.is_dir())
+    if not classes:
+        raise DataMissingError(f"ImageNet folder {train} has no class folders")
+    return classes, {name: i for i, name in enumerate(classes)}
+
+
 def imagenet_folder(root: Path, split: str, train_transform: bool, image_size: int = 224) -> Dataset:
+    """ImageFolder over train/ or (split="test") val/, labelled with train/'s class indices.
+
+    ImageFolder numbers the classes of each folder on its own, so a val/ that
+    lacks a class would shift every later label; both splits use train/'s list.
+    """
     from torchvision.datasets import ImageFolder
 
+    classes, class_to_idx = _train_classes(root)
     folder = imagenet_dir(root) / ("val" if split == "test" else "train")
-    dataset = ImageFolder(str(folder), transform=imagenet_transforms(train_transform, image_size))
-    if len(dataset.classes) == 0 or len(dataset) == 0:
-        raise DataMissingError(f"ImageNet folder {folder} has no class folders with images")
+    extra = sorted(e.name for e in folder.iterdir() if e.is_dir() and e.name not in class_to_idx)
+    if extra:
+        raise DataCorruptError(f"{folder} has class folders that train/ lacks: {', '.join(extra[:5])}")
+
+    class _Folder(ImageFolder):
+        def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
+            present = {e.name for e in Path(directory).iterdir() if e.is_dir()}
+            return [c for c in classes if c in present], {c: i for c, i in class_to_idx.items() if c in present}
+
+    dataset = _Folder(str(folder), transform=imagenet_transforms(train_transform, image_size))
+    if len(dataset) == 0:
+        raise DataMissingError(f"ImageNet folder {folder} has no images in its class folders")
     return dataset
