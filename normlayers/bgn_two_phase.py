@@ -89,7 +89,7 @@ class _TwoPhaseBGN(torch.autograd.Function):
             False,
             0.0,
             eps,
-        ).view(x.shape)
+        )  # (N, S, Ls); the caller views it as x's shape (a view made here could not be modified in place)
         ctx.save_for_backward(x, weight, bias, mean, var)
         ctx.layout, ctx.eps, ctx.group, ctx.count = layout, eps, group, count
         ctx.mark_non_differentiable(mean, var)
@@ -135,7 +135,7 @@ def _second_order_backward(ctx, dy: Tensor, x: Tensor, weight: Tensor | None, bi
     wanted = [i for i, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[i]]
     with torch.enable_grad():
         y = bgn_train_local(x, ctx.layout, weight, bias, ctx.eps)[0]
-    grads = torch.autograd.grad(y, [inputs[i] for i in wanted], dy, create_graph=True, allow_unused=True)
+    grads = torch.autograd.grad(y, [inputs[i] for i in wanted], dy.reshape(y.shape), create_graph=True, allow_unused=True)
     out: list[Tensor | None] = [None, None, None]
     for i, grad in zip(wanted, grads):
         out[i] = grad
@@ -155,4 +155,5 @@ def bgn_train_two_phase(
     Returns the output, the per-group mean and biased variance, and the number of
     values each group statistic was computed from (for the unbiased running variance).
     """
-    return _TwoPhaseBGN.apply(x, weight, bias, layout, eps, process_group)
+    y, mean, var, count = _TwoPhaseBGN.apply(x, weight, bias, layout, eps, process_group)
+    return y.view(x.shape), mean, var, count

@@ -18,15 +18,22 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class _Parser(ArgumentParser):
-    """jsonargparse's parser with a one-line error instead of the whole usage text."""
+    """jsonargparse's parser with a one-line error instead of the whole usage text.
+
+    With ``raise_errors`` (sweeps), the error is raised as ConfigError instead.
+    """
+
+    raise_errors = False
 
     def error(self, message: str, ex: Exception | None = None):  # type: ignore[override]
         detail = " ".join(str(message).split())
+        if self.raise_errors:
+            raise ConfigError(detail)
         sys.stderr.write(f"{self.prog}: error: {detail}\n(see {self.prog} --help)\n")
         sys.exit(EXIT_USAGE)
 
 
-def config_parser(task: TaskDefinition) -> ArgumentParser:
+def config_parser(task: TaskDefinition, raise_errors: bool = False) -> ArgumentParser:
     parser = _Parser(
         prog=f"normbench run {task.name}",
         description=f"{task.description} Options can come from --config YAML files and be overridden one by one.",
@@ -35,11 +42,13 @@ def config_parser(task: TaskDefinition) -> ArgumentParser:
     )
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config file(s), applied in order")
     parser.add_class_arguments(task.config_class, nested_key=None, fail_untyped=True)
+    parser.raise_errors = raise_errors
     return parser
 
 
-def parse_config(task: TaskDefinition, args: Sequence[str]) -> RunConfig:
-    parser = config_parser(task)
+def parse_config(task: TaskDefinition, args: Sequence[str], raise_errors: bool = False) -> RunConfig:
+    """Config of ``task`` from command-line style ``args`` (``--config FILE``, ``--key value``)."""
+    parser = config_parser(task, raise_errors)
     namespace = parser.instantiate(parser.parse_args(list(args)))
     fields = {f.name for f in dataclasses.fields(task.config_class)}
     return task.config_class(**{k: v for k, v in vars(namespace).items() if k in fields})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import lightning as L
@@ -29,7 +30,10 @@ class ClassificationModule(L.LightningModule):
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # plain values only: checkpoints are loaded with torch.load(weights_only=True)
+        self.save_hyperparameters(ignore=["model", "optim"])
+        self.hparams.update(model=dataclasses.asdict(model), optim=dataclasses.asdict(optim))
+        self.model_name = model.name
         self.net: nn.Module = build_model(
             model.name,
             norm=norm,

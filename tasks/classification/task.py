@@ -77,7 +77,7 @@ def check(module: L.LightningModule, datamodule: L.LightningDataModule) -> None:
             module(torch.zeros(2, *datamodule.input_shape))
     except NormSpecError as exc:
         c, h, w = datamodule.input_shape
-        raise ConfigError(f"model {module.hparams['model'].name} on {c}x{h}x{w} {datamodule.cfg.name} inputs: {exc}") from None
+        raise ConfigError(f"model {module.model_name} on {c}x{h}x{w} {datamodule.cfg.name} inputs: {exc}") from None
     finally:
         module.train(was_training)
 

@@ -73,6 +73,7 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     # With OnExceptionCheckpoint, Lightning looks for last.ckpt on every fit; we pass it explicitly.
     warnings.filterwarnings("ignore", message=r".*ckpt_path=None\)` was called without a model.*")
     warnings.filterwarnings("ignore", message=r'.*ckpt_path="last"\) is set, but there is no last checkpoint.*')

@@ -222,3 +222,14 @@ def test_constant_groups_are_finite(path) -> None:
     y = layer(x)
     assert torch.isfinite(y).all() and torch.isfinite(layer.running_var).all()
     assert layer.running_var[0].item() == pytest.approx(0.9)  # variance 0 of the constant group
+
+
+def test_output_can_be_modified_in_place(path) -> None:
+    """ResNets apply ReLU(inplace=True) right after the norm."""
+    layer = _layer(4, 2)
+    x = torch.randn(3, 4, 5, 5, dtype=torch.double, requires_grad=True)
+    y = torch.relu_(layer(x))
+    y.sum().backward()
+    expected = torch.relu(ref.batch_group_norm(x, 2, layer.weight, layer.bias))
+    torch.testing.assert_close(y, expected)
+    torch.testing.assert_close(x.grad, torch.autograd.grad(expected.sum(), x)[0])

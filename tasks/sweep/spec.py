@@ -1,0 +1,188 @@
+"""The sweep file: a grid of runs described in YAML.
+
+    name: quick                       # runs go to <out_dir>/<name>/<run_id>
+    out_dir: runs                     # optional (default runs)
+    tasks:                            # one entry per task (or per task + config)
+      - task: classification
+        config: configs/classification/quick.yaml   # one file or a list
+        overrides: {trainer.epochs: 2}              # optional, this task only
+        norms: [bn, gn]                             # optional, replaces the top-level grid axis
+    norms: [bn, in, ln, gn, pn, bgn, "bgn:num_groups=4"]
+    batch_sizes: [2, 16, 128]
+    seeds: [0, 1, 2]
+    overrides: {trainer.threads: 1}   # fixed for every run (dotted config keys)
+    launcher:                         # optional defaults for `normbench sweep`
+      name: local                     # local | submitit
+      parallel: 1                     # local: processes at once
+      slurm: {partition: gpu, timeout_min: 240, gpus_per_node: 1, cpus_per_task: 8, array_parallelism: 32}
+
+Relative config paths are resolved against the sweep file's folder first, then
+the working directory. Every field is checked when the file is loaded, with one
+clear error naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from normlayers import NormSpecError, resolve_norm
+
+from ..config import ConfigError
+from ..registry import UnknownTaskError, get_task
+
+__all__ = ["SweepSpec", "TaskEntry", "LauncherSpec", "load_sweep"]
+
+_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+_TOP_KEYS = {"name", "out_dir", "tasks", "norms", "batch_sizes", "seeds", "overrides", "launcher"}
+_TASK_KEYS = {"task", "config", "overrides", "norms", "batch_sizes", "seeds"}
+_LAUNCHER_KEYS = {"name", "parallel", "slurm", "threads_per_run"}
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    task: str
+    configs: tuple[Path, ...]
+    overrides: dict[str, Any]
+    norms: tuple[str, ...]
+    batch_sizes: tuple[int, ...]
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LauncherSpec:
+    name: str = "local"
+    parallel: int = 1
+    threads_per_run: int = 0
+    slurm: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    path: Path
+    out_dir: Path
+    entries: tuple[TaskEntry, ...]
+    overrides: dict[str, Any]
+    launcher: LauncherSpec
+
+
+def _fail(path: Path, message: str) -> ConfigError:
+    return ConfigError(f"sweep file {path}: {message}")
+
+
+def _int_list(path: Path, key: str, value: Any, minimum: int) -> tuple[int, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items):
+        raise _fail(path, f"{key} must be a list of integers >= {minimum}, got {value!r}")
+    return tuple(items)
+
+
+def _norm_list(path: Path, key: str, value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise _fail(path, f"{key} is empty")
+    out = []
+    for item in items:
+        try:
+            out.append(str(resolve_norm(item).spec))
+        except NormSpecError as exc:
+            raise _fail(path, f"{key}: {exc}") from None
+    return tuple(dict.fromkeys(out))  # canonical and de-duplicated, order kept
+
+
+def _overrides(path: Path, key: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise _fail(path, f"{key} must be a mapping of dotted config keys to values, e.g. {{trainer.epochs: 2}}")
+    for reserved in ("norm", "batch_size", "seed", "sweep", "out_dir"):
+        if reserved in value:
+            raise _fail(path, f"{key} may not set {reserved!r}: it is a grid axis or set by the sweep")
+    return dict(value)
+
+
+def _config_paths(path: Path, value: Any) -> tuple[Path, ...]:
+    items = value if isinstance(value, list) else ([] if value is None else [value])
+    resolved = []
+    for item in items:
+        candidates = [path.parent / str(item), Path(str(item))]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise _fail(path, f"config file {item!r} not found (looked in {path.parent} and {Path.cwd()})")
+        resolved.append(found.resolve())
+    return tuple(resolved)
+
+
+def _check_keys(path: Path, where: str, data: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise _fail(path, f"unknown key(s) {', '.join(unknown)} in {where}; allowed: {', '.join(sorted(allowed))}")
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep file {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise _fail(path, f"not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise _fail(path, "must be a YAML mapping")
+    _check_keys(path, "the sweep", data, _TOP_KEYS)
+    name = str(data.get("name") or path.stem)
+    if not _NAME.match(name):
+        raise _fail(path, f"name {name!r} may only contain letters, digits and _ . + -")
+    if not isinstance(data.get("tasks"), list) or not data["tasks"]:
+        raise _fail(path, "tasks must be a non-empty list of {task: NAME, config: FILE} entries")
+    entries = []
+    for i, raw in enumerate(data["tasks"]):
+        raw = {"task": raw} if isinstance(raw, str) else raw
+        if not isinstance(raw, dict) or "task" not in raw:
+            raise _fail(path, f"tasks[{i}] must be a mapping with a 'task' key")
+        _check_keys(path, f"tasks[{i}]", raw, _TASK_KEYS)
+        try:
+            get_task(raw["task"])
+        except UnknownTaskError as exc:
+            raise _fail(path, f"tasks[{i}]: {exc}") from None
+
+        def axis(key: str, parse):
+            if key in raw:
+                return parse(f"tasks[{i}].{key}", raw[key])
+            if key not in data:
+                raise _fail(path, f"{key} missing (give it at the top level or in tasks[{i}])")
+            return parse(key, data[key])
+
+        entries.append(
+            TaskEntry(
+                task=raw["task"],
+                configs=_config_paths(path, raw.get("config")),
+                overrides=_overrides(path, f"tasks[{i}].overrides", raw.get("overrides")),
+                norms=axis("norms", lambda k, v: _norm_list(path, k, v)),
+                batch_sizes=axis("batch_sizes", lambda k, v: _int_list(path, k, v, 1)),
+                seeds=axis("seeds", lambda k, v: _int_list(path, k, v, 0)),
+            )
+        )
+    launcher_raw = data.get("launcher") or {}
+    if not isinstance(launcher_raw, dict):
+        raise _fail(path, "launcher must be a mapping")
+    _check_keys(path, "launcher", launcher_raw, _LAUNCHER_KEYS)
+    launcher = LauncherSpec(
+        name=str(launcher_raw.get("name", "local")),
+        parallel=int(launcher_raw.get("parallel", 1)),
+        threads_per_run=int(launcher_raw.get("threads_per_run", 0)),
+        slurm=dict(launcher_raw.get("slurm") or {}),
+    )
+    return SweepSpec(
+        name=name,
+        path=path,
+        out_dir=Path(str(data.get("out_dir", "runs"))),
+        entries=tuple(entries),
+        overrides=_overrides(path, "overrides", data.get("overrides")),
+        launcher=launcher,
+    )
