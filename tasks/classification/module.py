@@ -14,7 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from ..config import ModelConfig, OptimConfig
 from ..models import build_model
 from ..optim import build_sgd
-from ..runner.callbacks import DivergedError
+from ..runner.step_logging import check_and_log_train_loss
 
 
 class ClassificationModule(L.LightningModule):
@@ -60,9 +60,7 @@ class ClassificationModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
         loss = F.cross_entropy(self.net(images), labels, label_smoothing=self.label_smoothing)
-        if not torch.isfinite(loss):
-            raise DivergedError(f"training loss became {loss.item()} at step {self.global_step}")
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        check_and_log_train_loss(self, loss)
         return loss
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> None:

@@ -33,24 +33,30 @@ class RunClock(L.Callback):
         self.previous_wall = 0.0
         self._attempt_start = time.perf_counter()
         self._epoch_start: float | None = None
+        self._epoch_first_step = 0
+
+    # No per-batch hook: it would add to the per-step overhead being measured.
+    # Images are counted from the optimizer steps taken between epoch start and end.
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.perf_counter()
+        self._epoch_first_step = trainer.global_step
 
-    def _close_epoch(self) -> None:
+    def _close_epoch(self, trainer: L.Trainer) -> None:
         if self._epoch_start is not None:
             self.train_seconds += time.perf_counter() - self._epoch_start
+            self.train_images += (trainer.global_step - self._epoch_first_step) * self.images_per_step
             self._epoch_start = None
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == TrainerFn.FITTING:
-            self._close_epoch()
+            self._close_epoch(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._close_epoch()
+        self._close_epoch(trainer)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.train_images += self.images_per_step
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._close_epoch(trainer)
 
     @property
     def wall_seconds(self) -> float:

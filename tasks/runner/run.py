@@ -79,7 +79,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r'.*ckpt_path="last"\) is set, but there is no last checkpoint.*')
 
 
-def _trainer(cfg: RunConfig, task: TaskDefinition, run_dir: Path, clock: RunClock, best: BestMetric, loggers: list) -> L.Trainer:
+def _trainer(cfg: RunConfig, task: TaskDefinition, run_dir: Path, clock: RunClock, best: BestMetric, loggers: list,
+             overrides: dict[str, Any]) -> L.Trainer:
     t = cfg.trainer
     ckpt_dir = run_dir / CHECKPOINT_DIR
     callbacks: list[L.Callback] = [
@@ -115,6 +116,7 @@ def _trainer(cfg: RunConfig, task: TaskDefinition, run_dir: Path, clock: RunCloc
         enable_model_summary=False,
         deterministic=t.deterministic,
         inference_mode=task.inference_mode,
+        **overrides,
     )
 
 
@@ -172,11 +174,13 @@ def _record(cfg: RunConfig, task: TaskDefinition, run_dir: Path, status: str, er
     return record
 
 
-def execute(cfg: RunConfig, task: TaskDefinition, *, loggers_factory=None) -> RunOutcome:
+def execute(cfg: RunConfig, task: TaskDefinition, *, loggers_factory=None,
+            trainer_overrides: dict[str, Any] | None = None) -> RunOutcome:
     """Run ``cfg`` (a ``task.config_class``) unless it finished before; see the module docstring.
 
     Raises ConfigError for configurations refused before anything is written.
-    ``loggers_factory(cfg, run_dir) -> (loggers, extra record fields)`` adds loggers such as W&B.
+    ``loggers_factory(cfg, run_dir) -> (loggers, extra record fields)`` adds loggers such as W&B;
+    ``trainer_overrides`` are extra Trainer arguments (benchmarks, tests).
     """
     cfg = canonical_config(cfg, task)
     run_dir = run_directory(cfg, task)
@@ -206,7 +210,7 @@ def execute(cfg: RunConfig, task: TaskDefinition, *, loggers_factory=None) -> Ru
         if loggers_factory is not None:
             more, extra = loggers_factory(cfg, run_dir)
             loggers += more
-        trainer = _trainer(cfg, task, run_dir, clock, best, loggers)
+        trainer = _trainer(cfg, task, run_dir, clock, best, loggers, trainer_overrides or {})
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(state.last_checkpoint) if state.resumable else None)
         metrics.update(_metrics(trainer))
         trainer.test(module, datamodule=datamodule, verbose=False)

@@ -7,10 +7,11 @@ or in a SLURM job. A run that fails does not stop the others.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
-import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -54,74 +55,82 @@ def run_in_job(task_name: str, argv: list[str]) -> tuple[str, str]:
 
 
 class LocalLauncher:
-    """Runs on this machine: in this process one after another, or ``parallel`` child processes.
+    """Runs on this machine: one after another in this process, or ``parallel`` at once.
 
-    Multi-device runs always get their own process (Lightning's DDP launcher
-    re-executes the command). With several processes at once, each gets
-    ``threads_per_run`` torch threads (default: the cores divided among them).
+    Parallel runs go to a pool of worker processes that each run several runs in
+    turn (so torch and Lightning are imported once per worker, not per run),
+    with ``threads_per_run`` torch threads each (default: the cores divided
+    among the workers). Multi-device runs always get a process of their own,
+    one at a time, because Lightning's DDP launcher re-executes the command.
     """
 
     def __init__(self, parallel: int = 1, threads_per_run: int = 0, log_dir: Path | None = None) -> None:
         self.parallel = max(1, parallel)
         cores = os.cpu_count() or 1
         self.threads = threads_per_run or (max(1, cores // self.parallel) if self.parallel > 1 else 0)
-        self.log_dir = log_dir
+        self.log_dir = log_dir or Path(".")
 
     def launch(self, runs: list[PlannedRun], progress: Progress = print) -> list[RunResult]:
-        if self.parallel == 1:
-            results = []
-            for i, run in enumerate(runs, 1):
-                progress(f"[{i}/{len(runs)}] {run.state:6} {run.run_dir.name}")
-                if run.world_size > 1:
-                    results += self._processes([run], progress)
-                else:
-                    status, message = run_in_job(run.task, list(run.argv))
-                    results.append(RunResult(run, status, message))
-                progress(f"        -> {results[-1].status}" + (f": {results[-1].message}" if results[-1].message else ""))
-            return results
-        return self._processes(runs, progress)
+        single = [r for r in runs if r.world_size == 1]
+        multi = [r for r in runs if r.world_size > 1]
+        results = self._pool(single, progress) if self.parallel > 1 and len(single) > 1 else self._here(single, progress)
+        for run in multi:
+            progress(f"{run.run_dir.name}: {run.world_size} processes")
+            results.append(self._subprocess(run))
+            progress(f"        -> {results[-1].status}" + (f": {results[-1].message}" if results[-1].message else ""))
+        return results
 
-    def _command(self, run: PlannedRun) -> list[str]:
-        argv = list(run.argv)
-        if self.threads and run.world_size == 1:
-            argv += ["--trainer.threads", str(self.threads)]
-        return [sys.executable, "-m", "tasks.cli", "run", run.task, *argv]
+    def _argv(self, run: PlannedRun) -> list[str]:
+        extra = ["--trainer.threads", str(self.threads)] if self.threads and run.world_size == 1 else []
+        return list(run.argv) + extra
 
-    def _processes(self, runs: list[PlannedRun], progress: Progress) -> list[RunResult]:
-        log_dir = self.log_dir or Path(".")
-        log_dir.mkdir(parents=True, exist_ok=True)
-        pending = list(runs)
-        active: list[tuple[PlannedRun, subprocess.Popen, Path]] = []
+    def _here(self, runs: list[PlannedRun], progress: Progress) -> list[RunResult]:
+        results = []
+        for i, run in enumerate(runs, 1):
+            progress(f"[{i}/{len(runs)}] {run.state:6} {run.run_dir.name}")
+            status, message = run_in_job(run.task, self._argv(run))
+            results.append(RunResult(run, status, message))
+            progress(f"        -> {status}" + (f": {message}" if message else ""))
+        return results
+
+    def _pool(self, runs: list[PlannedRun], progress: Progress) -> list[RunResult]:
+        env_threads = {"OMP_NUM_THREADS": str(self.threads)} if self.threads else {}
+        os.environ.update(env_threads)  # inherited by the spawned workers
         results: list[RunResult] = []
-        env = {**os.environ}
-        if self.threads:
-            env["OMP_NUM_THREADS"] = str(self.threads)
-        try:
-            while pending or active:
-                while pending and len(active) < self.parallel:
-                    run = pending.pop(0)
-                    log = log_dir / f"{run.run_dir.name}.log"
-                    with open(log, "w") as fh:
-                        proc = subprocess.Popen(self._command(run), stdout=fh, stderr=subprocess.STDOUT, env=env)
-                    active.append((run, proc, log))
-                    progress(f"started  {run.run_dir.name} (pid {proc.pid}, log {log})")
-                for item in list(active):
-                    run, proc, log = item
-                    if proc.poll() is None:
-                        continue
-                    active.remove(item)
-                    tail = log.read_text().strip().splitlines()[-1:] if log.is_file() else []
-                    result = _result_from_disk(run, f"exit code {proc.returncode}: {tail[0] if tail else ''}")
-                    results.append(result)
-                    progress(f"finished {run.run_dir.name} -> {result.status}")
-                time.sleep(0.2)
-        finally:
-            for _, proc, _ in active:  # Ctrl-C: children got SIGINT too; wait so they save last.ckpt
+        with ProcessPoolExecutor(max_workers=self.parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(run_in_job, run.task, self._argv(run)): run for run in runs}
+            progress(f"{len(runs)} runs on {self.parallel} worker processes, {self.threads or 'default'} threads each")
+            try:
+                for done, future in enumerate(as_completed(futures), 1):
+                    run = futures[future]
+                    try:
+                        status, message = future.result()
+                    except Exception as exc:  # the worker died (killed, out of memory, ...)
+                        status, message = _result_from_disk(run, f"worker process failed: {exc}").status, str(exc)
+                    results.append(RunResult(run, status, message))
+                    progress(f"[{done}/{len(runs)}] {run.run_dir.name} -> {status}" + (f": {message}" if message else ""))
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        return results
+
+    def _subprocess(self, run: PlannedRun) -> RunResult:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / f"{run.run_dir.name}.log"
+        command = [sys.executable, "-m", "tasks.cli", "run", run.task, *self._argv(run)]
+        with open(log, "w") as fh:
+            proc = subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT)
+            try:
+                proc.wait()
+            except BaseException:  # Ctrl-C reaches the child too; give it time to save last.ckpt
                 try:
                     proc.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-        return results
+                raise
+        tail = log.read_text().strip().splitlines()[-1:]
+        return _result_from_disk(run, f"exit code {proc.returncode}: {tail[0] if tail else ''} (log: {log})")
 
 
 class SubmititLauncher:

@@ -1,0 +1,103 @@
+"""Training throughput of a normbench run against a plain PyTorch loop, in one process.
+
+    python -m tasks.bench_overhead                       # batch 2 and 128, BN, quick config
+    python -m tasks.bench_overhead --norms bn bgn --batch-sizes 2 16 128 --steps 600
+
+Both sides train the same model (same config, norm, seed) on the same data with
+the same optimizer and schedule for the same number of steps: the plain side is
+a hand-written loop over the same DataLoader and batch transform; the normbench
+side is ``tasks.runner.run.execute`` (Lightning, logging, checkpoints, metrics)
+with validation switched off. Repetitions alternate between the two sides and
+the median is kept. Images per second are reported with their ratio
+(normbench / plain): a small-batch normalization benchmark lives at batch 2,
+where per-step overhead is most of the step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .classification.task import CLASSIFICATION
+from .optim import build_sgd
+from .run_command import parse_config
+from .runner.run import execute
+
+
+def _config(config: str, norm: str, batch_size: int, steps: int, out_dir: str):
+    argv = ["--config", config, "--norm", norm, "--batch_size", str(batch_size), "--out_dir", out_dir,
+            "--trainer.max_steps", str(steps), "--trainer.epochs", "1000",
+            "--trainer.log_every_n_steps", "50", "--data.val_size", "1000"]
+    return parse_config(CLASSIFICATION, argv, raise_errors=True)
+
+
+def plain_loop(cfg, steps: int) -> float:
+    """Images per second of a hand-written training loop (no validation)."""
+    torch.manual_seed(cfg.seed)
+    module, datamodule = CLASSIFICATION.build(cfg)
+    datamodule.setup("fit")
+    opt_sched = build_sgd(module.net, cfg.optim, cfg.batch_size, steps, steps)
+    optimizer, scheduler = opt_sched["optimizer"], opt_sched["lr_scheduler"]["scheduler"]
+    net = module.net.train()
+    done, images = 0, 0
+    start = time.perf_counter()
+    while done < steps:
+        for x, y in datamodule.train_dataloader():
+            x = datamodule.transform(x, train=True)
+            loss = F.cross_entropy(net(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            done += 1
+            images += len(y)
+            if done == steps:
+                break
+    return images / (time.perf_counter() - start)
+
+
+def normbench_run(cfg, out_dir: Path) -> float:
+    """Images per second of the same training through the run machinery (validation off)."""
+    cfg = dataclasses.replace(cfg, out_dir=str(out_dir), run_name=f"bench-{time.perf_counter_ns()}")
+    outcome = execute(cfg, CLASSIFICATION, trainer_overrides={"limit_val_batches": 0, "limit_test_batches": 0})
+    if outcome.status != "finished":
+        raise RuntimeError(f"benchmark run {outcome.status}: {outcome.message}")
+    return float(outcome.record["train_images_per_s"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tasks.bench_overhead", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="configs/classification/quick.yaml")
+    parser.add_argument("--norms", nargs="+", default=["bn"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[2, 128])
+    parser.add_argument("--steps", type=int, default=0, help="steps per measurement (default: 1500 at bs 2, fewer above)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    print(f"# training images/s, normbench run vs plain PyTorch loop; {torch.get_num_threads()} threads; "
+          f"median of {args.repeats} alternating repeats; {args.config}")
+    print("| norm | batch | steps | plain img/s | normbench img/s | ratio |")
+    print("|---|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for norm in args.norms:
+            for batch in args.batch_sizes:
+                steps = args.steps or max(30, 3000 // batch)
+                cfg = _config(args.config, norm, batch, steps, tmp)
+                plain, ours = [], []
+                for _ in range(args.repeats):
+                    plain.append(plain_loop(cfg, steps))
+                    ours.append(normbench_run(cfg, Path(tmp)))
+                p, o = statistics.median(plain), statistics.median(ours)
+                print(f"| {norm} | {batch} | {steps} | {p:.0f} | {o:.0f} | {o / p:.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
