@@ -25,6 +25,7 @@ from .registry import (
     resolve_norm,
 )
 from .spec import NormSpec, NormSpecError, parse_norm_spec
+from .sync import SyncGroupStatistics, convert_sync_norms, revert_sync_norms
 
 __all__ = [
     "BatchGroupNorm",
@@ -47,4 +48,7 @@ __all__ = [
     "parse_norm_spec",
     "register_norm",
     "resolve_norm",
+    "SyncGroupStatistics",
+    "convert_sync_norms",
+    "revert_sync_norms",
 ]

@@ -91,8 +91,10 @@ class BatchGroupNorm(nn.Module):
 
     @property
     def is_synchronized(self) -> bool:
-        """True once ``convert_sync_batchnorm`` has turned the statistics into a SyncBatchNorm."""
-        return isinstance(self.stats, nn.SyncBatchNorm)
+        """True once the statistics child asks for synchronization: a SyncBatchNorm made by
+        ``convert_sync_batchnorm``, or any child with a ``process_group`` attribute
+        (``normlayers.sync.SyncGroupStatistics``)."""
+        return isinstance(self.stats, nn.SyncBatchNorm) or hasattr(self.stats, "process_group")
 
     def _averaging_factor(self) -> float:
         stats = self.stats

@@ -28,9 +28,10 @@ from ..config import ConfigError, RunConfig
 from ..data.errors import DataError
 from .callbacks import BestMetric, DivergedError, RunClock
 from .csv_logger import ResumableCSVLogger
+from .layer_sync import NormSync
 from .provenance import provenance
 from .record import RECORD_NAME, SCHEMA_VERSION, utc_now, write_json_atomic
-from .rundir import CHECKPOINT_DIR, check_config_matches, inspect_run_dir, run_id, save_config
+from .rundir import CHECKPOINT_DIR, INTERRUPT_CHECKPOINT, check_config_matches, inspect_run_dir, run_id, save_config
 from .task import TaskDefinition
 from .world import is_rank_zero, world_size_of
 
@@ -57,6 +58,11 @@ def canonical_config(cfg: RunConfig, task: TaskDefinition) -> RunConfig:
     except NormSpecError as exc:
         raise ConfigError(str(exc)) from None
     cfg = dataclasses.replace(cfg, norm=spec)
+    if "spawn" in cfg.trainer.strategy:
+        raise ConfigError(
+            f"trainer.strategy={cfg.trainer.strategy}: spawn-based strategies keep the training state in the child "
+            "processes, so the run record would be incomplete; use ddp"
+        )
     task.validate(cfg)
     return cfg
 
@@ -96,7 +102,7 @@ def _trainer(cfg: RunConfig, task: TaskDefinition, run_dir: Path, clock: RunCloc
             enable_version_counter=False,
             every_n_train_steps=t.checkpoint_every_n_steps or None,
         ),
-        OnExceptionCheckpoint(dirpath=ckpt_dir, filename="last"),
+        OnExceptionCheckpoint(dirpath=ckpt_dir, filename=INTERRUPT_CHECKPOINT),
     ]
     return L.Trainer(
         default_root_dir=run_dir,
@@ -107,7 +113,7 @@ def _trainer(cfg: RunConfig, task: TaskDefinition, run_dir: Path, clock: RunCloc
         num_nodes=t.num_nodes,
         strategy=t.strategy,
         precision=t.precision,
-        sync_batchnorm=t.sync_norm,
+        plugins=[NormSync()] if t.sync_norm else None,
         logger=loggers,
         callbacks=callbacks,
         log_every_n_steps=t.log_every_n_steps,

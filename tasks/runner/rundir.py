@@ -20,7 +20,8 @@ from .record import TERMINAL_STATUSES, read_record
 
 CONFIG_NAME = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.ckpt"
+LAST_CHECKPOINT = "last.ckpt"  # ModelCheckpoint, at epoch ends (and every n steps if configured)
+INTERRUPT_CHECKPOINT = "interrupted"  # OnExceptionCheckpoint, on Ctrl-C, SIGTERM or an error
 
 # Keys that do not change what a run computes: they may differ between attempts.
 OPERATIONAL_KEYS = {
@@ -83,9 +84,15 @@ class RunState:
         return not self.done and self.last_checkpoint is not None
 
 
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The newer of last.ckpt and interrupted.ckpt, the state to resume from."""
+    folder = directory / CHECKPOINT_DIR
+    found = [p for p in (folder / LAST_CHECKPOINT, folder / f"{INTERRUPT_CHECKPOINT}.ckpt") if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
 def inspect_run_dir(directory: Path) -> RunState:
-    ckpt = directory / CHECKPOINT_DIR / LAST_CHECKPOINT
-    return RunState(directory, read_record(directory), ckpt if ckpt.is_file() else None)
+    return RunState(directory, read_record(directory), latest_checkpoint(directory))
 
 
 def _config_dict(cfg: RunConfig, task: str) -> dict[str, Any]:

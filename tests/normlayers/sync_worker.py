@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from normlayers import create_norm
+from normlayers import convert_sync_norms, create_norm
 
 SPLITS = (3, 2)  # uneven on purpose: 5 samples over 2 processes
 
@@ -60,10 +60,11 @@ def run_steps(model: nn.Module, rows: slice, steps: int, reduce_grads) -> dict[s
     }
 
 
-def worker(rank: int, world: int, init_file: str, out_dir: str, steps: int) -> None:
+def worker(rank: int, world: int, init_file: str, out_dir: str, steps: int, converter: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(build_model())
+        convert = nn.SyncBatchNorm.convert_sync_batchnorm if converter == "torch" else convert_sync_norms
+        model = convert(build_model())
         start = sum(SPLITS[:rank])
         rows = slice(start, start + SPLITS[rank])
 

@@ -1,0 +1,195 @@
+"""End-to-end classification runs: records, skip, resume, divergence, failures, refused configs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from normlayers import list_norms, resolve_norm
+from tasks.classification.module import ClassificationModule
+from tasks.classification.task import CLASSIFICATION
+from tasks.cli import main as cli_main
+from tasks.run_command import parse_config
+from tasks.runner.run import execute
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_CONFIG = str(REPO / "configs" / "classification" / "test.yaml")
+RECORD_KEYS = {
+    "schema", "run_id", "sweep", "task", "dataset", "model", "norm", "norm_name", "norm_label", "norm_num_groups",
+    "norm_args", "uses_batch_stats", "batch_size", "world_size", "global_batch_size", "sync_norm", "seed", "profile",
+    "epochs", "precision", "status", "error", "primary_metric", "primary_mode", "report_metrics", "epochs_completed",
+    "steps", "wall_time_s", "train_images_per_s", "started_at", "finished_at", "host", "device", "git_commit",
+    "git_dirty", "normbench_version", "torch_version", "lightning_version", "python_version",
+}
+
+
+def config(tmp_path: Path, *args: str):
+    return parse_config(CLASSIFICATION, ["--config", TEST_CONFIG, "--out_dir", str(tmp_path), *args], raise_errors=True)
+
+
+def run_cli(*args: str) -> int:
+    """Exit code of ``normbench ARGS`` (argument errors exit through SystemExit)."""
+    try:
+        return cli_main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+def record_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "result.json").read_text())
+
+
+@pytest.mark.parametrize("norm", [n for n in list_norms()] + ["bgn:num_groups=4"])
+def test_short_run_writes_a_complete_record(tmp_path: Path, norm: str) -> None:
+    outcome = execute(config(tmp_path, "--norm", norm), CLASSIFICATION)
+    assert outcome.status == "finished", outcome.message
+    record = record_of(outcome.run_dir)
+    resolved = resolve_norm(norm)
+    assert RECORD_KEYS <= set(record)
+    assert record["status"] == "finished" and record["error"] is None
+    assert record["norm"] == str(resolved.spec) and record["norm_label"] == resolved.label
+    assert record["norm_num_groups"] == (resolved.kwargs.get("num_groups"))
+    assert record["task"] == "classification" and record["dataset"] == "fashion_mnist" and record["model"] == "resnet8"
+    assert record["batch_size"] == 8 and record["world_size"] == 1 and record["global_batch_size"] == 8
+    # 0.3% of the 59,000 training images is 177: 22 full batches of 8 per epoch, 2 epochs
+    assert record["steps"] == 44 and record["epochs_completed"] == 2
+    for metric in ("test/acc", "test/acc5", "val/acc", "best/val/acc"):
+        assert 0.0 <= record[metric] <= 1.0
+    assert record["test/acc5"] >= record["test/acc"]
+    assert record["best/val/acc"] >= record["val/acc"] - 1e-9
+    assert record["best/epoch"] in (0, 1)
+    assert record["wall_time_s"] > 0 and record["train_images_per_s"] > 0
+    assert outcome.run_dir.name == f"classification-fashion_mnist-resnet8-{str(resolved.spec).replace(':', '_').replace(',', '_')}-bs8-s0"
+    assert (outcome.run_dir / "config.yaml").is_file()
+    assert (outcome.run_dir / "checkpoints" / "last.ckpt").is_file() and (outcome.run_dir / "checkpoints" / "best.ckpt").is_file()
+    rows = list(csv.DictReader(open(outcome.run_dir / "metrics.csv")))
+    assert [int(r["step"]) for r in rows if r.get("train/loss")][:3] == [0, 5, 10]
+    assert any(r.get("val/acc") for r in rows) and any(r.get("test/acc") for r in rows)
+
+
+def test_runs_are_reproducible_for_a_seed(tmp_path: Path) -> None:
+    a = execute(config(tmp_path / "a", "--norm", "bgn"), CLASSIFICATION).record
+    b = execute(config(tmp_path / "b", "--norm", "bgn"), CLASSIFICATION).record
+    c = execute(config(tmp_path / "c", "--norm", "bgn", "--seed", "1"), CLASSIFICATION).record
+    assert a["test/loss"] == b["test/loss"]
+    assert a["test/loss"] != c["test/loss"]
+
+
+def test_finished_run_is_skipped(tmp_path: Path) -> None:
+    first = execute(config(tmp_path), CLASSIFICATION)
+    again = execute(config(tmp_path), CLASSIFICATION)
+    assert again.status == "skipped" and again.run_dir == first.run_dir
+    assert record_of(first.run_dir)["finished_at"] == first.record["finished_at"]
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    original = ClassificationModule.training_step
+
+    def interrupt_in_second_epoch(self, batch, batch_idx):
+        if self.global_step == 30:
+            raise KeyboardInterrupt
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(ClassificationModule, "training_step", interrupt_in_second_epoch)
+    with pytest.raises(SystemExit):  # Lightning turns Ctrl-C into a graceful exit(1)
+        execute(config(tmp_path), CLASSIFICATION)
+    run_dir = next(tmp_path.iterdir())
+    assert not (run_dir / "result.json").exists()  # no record for an unfinished run
+    assert (run_dir / "checkpoints" / "interrupted.ckpt").is_file()
+    assert torch.load(run_dir / "checkpoints" / "interrupted.ckpt", weights_only=True)["global_step"] == 30
+
+    monkeypatch.setattr(ClassificationModule, "training_step", original)
+    seen_steps: list[int] = []
+
+    def record_steps(self, batch, batch_idx):
+        seen_steps.append(self.global_step)
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(ClassificationModule, "training_step", record_steps)
+    outcome = execute(config(tmp_path), CLASSIFICATION)
+    assert outcome.status == "finished"
+    assert seen_steps[0] == 30 and outcome.record["steps"] == 44  # continued, not restarted
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    logged = [int(r["step"]) for r in rows if r.get("train/loss")]
+    assert logged[:3] == [0, 5, 10] and 40 in logged  # both attempts' curves are kept
+    assert not (run_dir / "checkpoints" / "interrupted.ckpt").exists()  # cleaned up after success
+
+
+def test_diverging_run_ends_with_status_and_exit_code(tmp_path: Path, capsys) -> None:
+    code = cli_main(["run", "classification", "--config", TEST_CONFIG, "--out_dir", str(tmp_path), "--optim.base_lr", "1e6"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "diverged" in err and "training loss became nan" in err and "Traceback" not in err
+    record = record_of(next(tmp_path.iterdir()))
+    assert record["status"] == "diverged" and "nan" in record["error"]
+    # a diverged run is final: rerunning skips it
+    assert cli_main(["run", "classification", "--config", TEST_CONFIG, "--out_dir", str(tmp_path), "--optim.base_lr", "1e6"]) == 0
+
+
+def test_failing_run_records_a_one_line_error_and_keeps_the_traceback(tmp_path: Path, monkeypatch, capsys) -> None:
+    def broken(self, batch, batch_idx):
+        raise RuntimeError("simulated failure\nwith a second line")
+
+    monkeypatch.setattr(ClassificationModule, "training_step", broken)
+    code = cli_main(["run", "classification", "--config", TEST_CONFIG, "--out_dir", str(tmp_path)])
+    assert code == 1
+    run_dir = next(tmp_path.iterdir())
+    record = record_of(run_dir)
+    assert record["status"] == "failed" and record["error"] == "RuntimeError: simulated failure"
+    assert "Traceback" in (run_dir / "error.log").read_text()
+    assert "Traceback" not in capsys.readouterr().err
+    # a failed run is retried on the next attempt
+    monkeypatch.undo()
+    assert execute(config(tmp_path), CLASSIFICATION).status == "finished"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--norm", "bgx"], "unknown norm 'bgx' (did you mean 'bgn'?)"),
+        (["--norm", "bgn:groups=2"], "unknown argument 'groups'"),
+        (["--data.name", "mnist"], "unknown data set 'mnist'; available: fashion_mnist, cifar10, cifar100, imagenet"),
+        (["--batch_size", "1"], "uses batch statistics, which are undefined for a batch of 1"),
+        (["--batch_size", "1", "--norm", "bgn"], "uses batch statistics"),
+        (["--data.root", "/nonexistent/normbench"], "data root /nonexistent/normbench does not exist"),
+        (["--model.name", "vgg"], "unknown model 'vgg'"),
+        (["--batch_size", "two"], "batch_size"),
+        (["--no_such_option", "1"], "unrecognized arguments"),
+    ],
+)
+def test_invalid_configurations_are_refused_with_one_line(tmp_path: Path, capsys, args, message) -> None:
+    code = run_cli("run", "classification", "--config", TEST_CONFIG, "--out_dir", str(tmp_path), *args)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())  # refused before a run directory exists
+
+
+def test_bgn_groups_that_do_not_fit_the_feature_maps_are_refused_before_training(tmp_path: Path, capsys) -> None:
+    code = cli_main(["run", "classification", "--config", TEST_CONFIG, "--out_dir", str(tmp_path), "--norm", "bgn:num_groups=128"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "model resnet8 on 1x28x28 fashion_mnist inputs" in err and "num_groups=128 does not divide" in err
+    record = record_of(next(tmp_path.iterdir()))
+    assert record["status"] == "failed" and record["steps"] == 0
+
+
+def test_reusing_a_run_directory_with_another_config_is_refused(tmp_path: Path, capsys) -> None:
+    assert cli_main(["run", "classification", "--config", TEST_CONFIG, "--out_dir", str(tmp_path)]) == 0
+    code = cli_main(["run", "classification", "--config", TEST_CONFIG, "--out_dir", str(tmp_path), "--optim.base_lr", "0.3"])
+    assert code == 2
+    assert "optim.base_lr: 0.1 -> 0.3" in capsys.readouterr().err
+    # operational settings may change between attempts
+    assert cli_main(["run", "classification", "--config", TEST_CONFIG, "--out_dir", str(tmp_path), "--trainer.threads", "1"]) == 0
+
+
+def test_print_config_shows_the_resolved_config(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli_main(["run", "classification", "--config", TEST_CONFIG, "--norm", "bgn:num_groups=2", "--print_config"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "norm: bgn:num_groups=2" in out and "batch_size: 8" in out and "name: resnet8" in out
