@@ -64,7 +64,6 @@ def run_command(args: Sequence[str]) -> int:
         print(f"normbench: {exc}", file=sys.stderr)
         return EXIT_USAGE
     cfg = parse_config(task, args[1:])  # jsonargparse prints its own one-line errors and exits 2
-    _wandb_from_env(cfg)
     try:
         from .logging_setup import loggers_factory
 
@@ -86,9 +85,3 @@ def run_command(args: Sequence[str]) -> int:
     speed = record.get("train_images_per_s")
     print(f"finished: {rel}: {shown}, {record.get('wall_time_s', 0):.1f}s" + (f", {speed:.0f} img/s" if speed else ""))
     return EXIT_OK
-
-
-def _wandb_from_env(cfg: RunConfig) -> None:
-    """NORMBENCH_WANDB=1 turns W&B logging on without editing configs."""
-    if os.environ.get("NORMBENCH_WANDB", "").lower() in ("1", "true", "yes", "on"):
-        cfg.wandb.enabled = True

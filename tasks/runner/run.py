@@ -185,7 +185,8 @@ def execute(cfg: RunConfig, task: TaskDefinition, *, loggers_factory=None,
     """Run ``cfg`` (a ``task.config_class``) unless it finished before; see the module docstring.
 
     Raises ConfigError for configurations refused before anything is written.
-    ``loggers_factory(cfg, run_dir) -> (loggers, extra record fields)`` adds loggers such as W&B;
+    ``loggers_factory(cfg, run_dir, task, dataset, model) -> (loggers, extra record fields, close)``
+    adds loggers such as W&B (``close`` is called when the run ends, whatever its outcome);
     ``trainer_overrides`` are extra Trainer arguments (benchmarks, tests).
     """
     cfg = canonical_config(cfg, task)
@@ -209,12 +210,13 @@ def execute(cfg: RunConfig, task: TaskDefinition, *, loggers_factory=None,
     trainer: L.Trainer | None = None
     status, error, refused = "finished", None, False
     extra: dict[str, Any] = {}
+    close_loggers = lambda: None  # noqa: E731
     try:
         module, datamodule = task.build(cfg)
         task.check(module, datamodule)
         loggers: list = [ResumableCSVLogger(str(run_dir))]
-        if loggers_factory is not None:
-            more, extra = loggers_factory(cfg, run_dir)
+        if loggers_factory is not None and rank_zero:
+            more, extra, close_loggers = loggers_factory(cfg, run_dir, task.name, *task.identity(cfg))
             loggers += more
         trainer = _trainer(cfg, task, run_dir, clock, best, loggers, trainer_overrides or {})
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(state.last_checkpoint) if state.resumable else None)
@@ -229,6 +231,11 @@ def execute(cfg: RunConfig, task: TaskDefinition, *, loggers_factory=None,
         status, error = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         if rank_zero:
             (run_dir / "error.log").write_text(traceback.format_exc())
+    finally:
+        try:
+            close_loggers()
+        except Exception as exc:  # a logging service must not cost the run its record
+            log.warning("closing loggers failed: %s", exc)
     if trainer is not None:
         metrics.update({k: v for k, v in _metrics(trainer).items() if k not in metrics})
     steps = trainer.global_step if trainer is not None else 0
