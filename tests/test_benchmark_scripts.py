@@ -1,0 +1,34 @@
+"""The benchmark scripts run end to end and report sane ratios (no timing thresholds: figures are noisy)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from normlayers import bench as layer_bench
+from tasks import bench_overhead
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_layer_benchmark_times_every_norm_against_batchnorm(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    assert layer_bench.main(["--norms", "bgn", "gn", "bgn:num_groups=16", "--batches", "2", "--rounds", "1",
+                             "--budget", "0.05", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert len(rows) == len(layer_bench.RESNET_SHAPES)
+    for row in rows:
+        assert set(row["ratios"]) == {"bgn:num_groups=1", "gn:num_groups=32", "bgn:num_groups=16"}
+        assert all(math.isfinite(r) and r > 0 for r in row["ratios"].values()) and row["bn_ms"] > 0
+    table = capsys.readouterr().out
+    assert "| N x C x H x W | BN ms | BGN (G=1) | GN (G=32) | BGN (G=16) |" in table
+
+
+def test_overhead_benchmark_compares_a_run_with_a_plain_loop(capsys) -> None:
+    assert bench_overhead.main(["--config", str(REPO / "configs/classification/test.yaml"), "--norms", "bgn",
+                                "--batch-sizes", "4", "--steps", "8", "--repeats", "1"]) == 0
+    line = [l for l in capsys.readouterr().out.splitlines() if l.startswith("| bgn | 4 | 8 |")]
+    assert len(line) == 1
+    plain, ours, ratio = (float(v) for v in line[0].strip("| ").split(" | ")[3:6])
+    assert plain > 0 and ours > 0 and math.isclose(ratio, ours / plain, rel_tol=0.02, abs_tol=0.01)
