@@ -11,6 +11,7 @@ code 2; a run that fails or diverges exits with 1 after writing its record.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Sequence
 
@@ -20,12 +21,12 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 def _print_norms() -> int:
     from normlayers import get_norm_entry, list_norms
 
-    print(f"{'name':6} {'label':6} {'batch stats':11} {'running':7} {'sync':4} {'G':10} description")
+    print(f"{'name':6} {'label':6} {'batch stats':11} {'running':7} {'sync':4} {'group param':14} description")
     for name in list_norms():
         e = get_norm_entry(name)
         group = f"{e.group_param}={e.param(e.group_param).default}" if e.group_param else "-"
         flags = [("yes" if v else "no") for v in (e.uses_batch_stats, e.keeps_running_stats, e.syncable)]
-        print(f"{name:6} {e.label:6} {flags[0]:11} {flags[1]:7} {flags[2]:4} {group:10} {e.description}")
+        print(f"{name:6} {e.label:6} {flags[0]:11} {flags[1]:7} {flags[2]:4} {group:14} {e.description}")
     print("\nspec syntax: name or name:key=value,key=value (e.g. bgn:num_groups=4); see `normbench run <task> --help`")
     return EXIT_OK
 
@@ -54,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stdout = open(os.devnull, "w")
+        return EXIT_OK
     print(f"normbench: unknown command {command!r}; use run, sweep, report or norms (normbench --help)", file=sys.stderr)
     return EXIT_USAGE
 
