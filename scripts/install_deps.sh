@@ -11,14 +11,30 @@ python=${PYTHON:-python3}
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
+venv=$(cd "$venv" && pwd)
 py="$venv/bin/python"
-quiet=(--quiet --disable-pip-version-check)
-"$py" -m pip install "${quiet[@]}" --upgrade pip wheel setuptools
-"$py" -m pip install "${quiet[@]}" -r "$root/requirements.txt"
+
+# pip install, quiet, without the machine-specific "Location ... is ignored" noise; on
+# failure the whole output is shown.
+pip_install() {
+    local log
+    log=$(mktemp)
+    if ! "$py" -m pip install --quiet --disable-pip-version-check "$@" >"$log" 2>&1; then
+        grep -v "is ignored: it is neither" "$log" >&2 || true
+        rm -f "$log"
+        echo "error: pip install $* failed" >&2
+        return 1
+    fi
+    grep -v "is ignored: it is neither" "$log" || true
+    rm -f "$log"
+}
+
+pip_install --upgrade pip wheel setuptools
+pip_install -r "$root/requirements.txt"
 # torchattacks 3.5.1 pins an old requests it never imports: install it without deps.
-"$py" -m pip install "${quiet[@]}" --no-deps torchattacks==3.5.1
+pip_install --no-deps torchattacks==3.5.1
 "$root/scripts/build_learn2learn.sh" "$venv"
-"$py" -m pip install "${quiet[@]}" --no-deps -e "$root"
+pip_install --no-deps -e "$root"
 
 # The embedded data set. Where apt is not available (not root, not Debian) the code falls
 # back to torchvision's downloader on first use.
