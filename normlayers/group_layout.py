@@ -15,7 +15,7 @@ segments.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .spec import NormSpecError
@@ -25,33 +25,32 @@ __all__ = ["GroupLayout", "group_layout", "valid_group_counts"]
 
 @dataclass(frozen=True)
 class GroupLayout:
+    """Sizes of the partition; all fields are computed once (layouts are cached per shape)."""
+
     channels: int
     positions: int  # H*W (product of all dims after C)
     groups: int
+    features: int = field(init=False)
+    group_len: int = field(init=False)
+    segment_len: int = field(init=False)
+    segments: int = field(init=False)
+    segments_per_channel: int = field(init=False)
+    segments_per_group: int = field(init=False)
 
-    @property
-    def features(self) -> int:
-        return self.channels * self.positions
-
-    @property
-    def group_len(self) -> int:
-        return self.features // self.groups
-
-    @property
-    def segment_len(self) -> int:
-        return math.gcd(self.group_len, self.positions)
-
-    @property
-    def segments(self) -> int:
-        return self.features // self.segment_len
-
-    @property
-    def segments_per_channel(self) -> int:
-        return self.segments // self.channels
-
-    @property
-    def segments_per_group(self) -> int:
-        return self.segments // self.groups
+    def __post_init__(self) -> None:
+        features = self.channels * self.positions
+        group_len = features // self.groups
+        segment_len = math.gcd(group_len, self.positions)
+        segments = features // segment_len
+        for name, value in (
+            ("features", features),
+            ("group_len", group_len),
+            ("segment_len", segment_len),
+            ("segments", segments),
+            ("segments_per_channel", segments // self.channels),
+            ("segments_per_group", segments // self.groups),
+        ):
+            object.__setattr__(self, name, value)
 
 
 def valid_group_counts(features: int, limit: int = 12) -> str:
