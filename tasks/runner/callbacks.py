@@ -100,3 +100,20 @@ class BestMetric(L.Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch = state["best"], state["best_epoch"]
+
+
+class RandomState(L.Callback):
+    """Keeps the random generators' states in checkpoints, so a resumed run draws what an
+    uninterrupted one would have: the same data order and augmentations after an epoch-end
+    checkpoint. (Lightning reseeds, it does not restore.)"""
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])

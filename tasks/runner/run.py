@@ -26,7 +26,7 @@ from normlayers import NormSpecError, resolve_norm
 
 from ..config import ConfigError, RunConfig
 from ..data.errors import DataError
-from .callbacks import BestMetric, DivergedError, RunClock
+from .callbacks import BestMetric, DivergedError, RandomState, RunClock
 from .csv_logger import ResumableCSVLogger
 from .layer_sync import NormSync
 from .provenance import provenance
@@ -92,6 +92,7 @@ def _trainer(cfg: RunConfig, task: TaskDefinition, run_dir: Path, clock: RunCloc
     callbacks: list[L.Callback] = [
         clock,
         best,
+        RandomState(),
         ModelCheckpoint(
             dirpath=ckpt_dir,
             filename="best",

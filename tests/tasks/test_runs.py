@@ -193,3 +193,24 @@ def test_print_config_shows_the_resolved_config(capsys) -> None:
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert "norm: bgn:num_groups=2" in out and "batch_size: 8" in out and "name: resnet8" in out
+
+
+def test_resuming_from_an_epoch_end_checkpoint_reproduces_the_uninterrupted_run(tmp_path: Path, monkeypatch) -> None:
+    reference = execute(config(tmp_path / "a"), CLASSIFICATION).record
+    original = ClassificationModule.training_step
+
+    def stop_when_epoch_1_starts(self, batch, batch_idx):
+        if self.current_epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(ClassificationModule, "training_step", stop_when_epoch_1_starts)
+    with pytest.raises(SystemExit):
+        execute(config(tmp_path / "b"), CLASSIFICATION)
+    run_dir = next((tmp_path / "b").iterdir())
+    (run_dir / "checkpoints" / "interrupted.ckpt").unlink()  # keep the epoch-end checkpoint only
+    monkeypatch.setattr(ClassificationModule, "training_step", original)
+    resumed = execute(config(tmp_path / "b"), CLASSIFICATION).record
+    assert resumed["steps"] == reference["steps"]
+    assert resumed["test/loss"] == pytest.approx(reference["test/loss"], rel=1e-6)
+    assert resumed["val/acc"] == reference["val/acc"]
