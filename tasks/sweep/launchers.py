@@ -94,9 +94,7 @@ class LocalLauncher:
         return results
 
     def _pool(self, runs: list[PlannedRun], progress: Progress) -> list[RunResult]:
-        env_threads = {"OMP_NUM_THREADS": str(self.threads)} if self.threads else {}
-        os.environ.update(env_threads)  # inherited by the spawned workers
-        results: list[RunResult] = []
+        results: list[RunResult] = []  # each run sets its torch threads (--trainer.threads)
         with ProcessPoolExecutor(max_workers=self.parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(run_in_job, run.task, self._argv(run)): run for run in runs}
             progress(f"{len(runs)} runs on {self.parallel} worker processes, {self.threads or 'default'} threads each")
