@@ -60,7 +60,9 @@ class NormParam:
             else isinstance(value, self.type)
         )
         if not ok_type or (self.check is not None and not self.check(self.type(value))):
-            raise NormSpecError(f"{where}: {self.name}={format_value(value)!s} is not allowed; {self.name} must be {self.allowed}")
+            raise NormSpecError(
+                f"{where}: {self.name}={format_value(value)} is not allowed; {self.name} must be {self.allowed}"
+            )
         return self.type(value)
 
 

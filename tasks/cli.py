@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Sequence
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
+from .exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 
 def _print_norms() -> int:
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _print_norms()
     except KeyboardInterrupt:
         print("\ninterrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stdout = open(os.devnull, "w")
         return EXIT_OK

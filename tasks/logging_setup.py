@@ -12,12 +12,15 @@ from typing import Any, Callable
 
 from .config import RunConfig
 
+# (loggers, fields added to the run record, function closing the loggers when the run ends)
+RunLoggers = tuple[list, dict[str, Any], Callable[[], None]]
+
 
 def wandb_enabled(cfg: RunConfig) -> bool:
     return cfg.wandb.enabled or os.environ.get("NORMBENCH_WANDB", "").lower() in ("1", "true", "yes", "on")
 
 
-def loggers_factory(cfg: RunConfig, run_dir: Path, task: str, dataset: str, model: str) -> tuple[list, dict[str, Any], Callable[[], None]]:
+def loggers_factory(cfg: RunConfig, run_dir: Path, task: str, dataset: str, model: str) -> RunLoggers:
     if not wandb_enabled(cfg):
         return [], {"wandb_run_id": None, "wandb_group": None}, lambda: None
     from .wandb_logging import wandb_logger

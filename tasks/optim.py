@@ -44,7 +44,9 @@ def lr_multiplier(step: int, total_steps: int, warmup_steps: int, cfg: OptimConf
     raise ValueError(f"optim.schedule={cfg.schedule!r}; choose cosine, step or constant")
 
 
-def build_sgd(model: nn.Module, cfg: OptimConfig, global_batch_size: int, total_steps: int, steps_per_epoch: int) -> dict[str, Any]:
+def build_sgd(
+    model: nn.Module, cfg: OptimConfig, global_batch_size: int, total_steps: int, steps_per_epoch: int
+) -> dict[str, Any]:
     """Optimizer and per-step scheduler in Lightning's ``configure_optimizers`` format."""
     lr = scaled_lr(cfg, global_batch_size)
     optimizer = torch.optim.SGD(

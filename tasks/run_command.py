@@ -10,11 +10,10 @@ from typing import Sequence
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from .config import ConfigError, RunConfig
+from .exit_codes import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
 from .registry import UnknownTaskError, get_task, list_tasks
 from .runner.run import execute
 from .runner.task import TaskDefinition
-
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class _Parser(ArgumentParser):

@@ -15,11 +15,12 @@ import netrc
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from normlayers import resolve_norm
 
 from .config import RunConfig
+from .logging_setup import RunLoggers
 
 
 def has_wandb_credentials() -> bool:
@@ -74,7 +75,7 @@ def flat_run_config(cfg: RunConfig, task: str, dataset: str, model: str) -> dict
     return flat
 
 
-def wandb_logger(cfg: RunConfig, run_dir: Path, task: str, dataset: str, model: str) -> tuple[list, dict[str, Any], Callable[[], None]]:
+def wandb_logger(cfg: RunConfig, run_dir: Path, task: str, dataset: str, model: str) -> RunLoggers:
     """The Lightning WandbLogger for this run, the record fields it adds, and a closer."""
     from lightning.pytorch.loggers import WandbLogger
 

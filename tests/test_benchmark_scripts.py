@@ -28,7 +28,7 @@ def test_layer_benchmark_times_every_norm_against_batchnorm(tmp_path: Path, caps
 def test_overhead_benchmark_compares_a_run_with_a_plain_loop(capsys) -> None:
     assert bench_overhead.main(["--config", str(REPO / "configs/classification/test.yaml"), "--norms", "bgn",
                                 "--batch-sizes", "4", "--steps", "8", "--repeats", "1"]) == 0
-    line = [l for l in capsys.readouterr().out.splitlines() if l.startswith("| bgn | 4 | 8 |")]
+    line = [row for row in capsys.readouterr().out.splitlines() if row.startswith("| bgn | 4 | 8 |")]
     assert len(line) == 1
     plain, ours, ratio = (float(v) for v in line[0].strip("| ").split(" | ")[3:6])
     assert plain > 0 and ours > 0 and math.isclose(ratio, ours / plain, rel_tol=0.02, abs_tol=0.01)

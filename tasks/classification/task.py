@@ -12,7 +12,7 @@ from normlayers import NormSpecError, resolve_norm
 from ..config import ConfigError, RunConfig
 from ..data import DataError, ImageDataModule, get_dataset_info, resolve_data_root
 from ..data.registry import UnknownDatasetError
-from ..models import UnknownModelError, list_models
+from ..models import list_models
 from ..runner.task import TaskDefinition
 from ..runner.world import world_size_of
 from .module import ClassificationModule

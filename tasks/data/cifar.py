@@ -17,7 +17,12 @@ import torch
 from .errors import DataCorruptError, DataMissingError
 
 LAYOUT = {
-    "cifar10": ("cifar-10-batches-py", {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}, b"labels", 10),
+    "cifar10": (
+        "cifar-10-batches-py",
+        {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
+        b"labels",
+        10,
+    ),
     "cifar100": ("cifar-100-python", {"train": ["train"], "test": ["test"]}, b"fine_labels", 100),
 }
 URLS = {

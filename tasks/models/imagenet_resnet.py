@@ -24,9 +24,7 @@ def imagenet_resnet(
     if in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
     if zero_init_residual:
-        blocks = [m for m in model.modules() if isinstance(m, (torchvision.models.resnet.BasicBlock, torchvision.models.resnet.Bottleneck))]
-        basic = [b for b in blocks if isinstance(b, torchvision.models.resnet.BasicBlock)]
-        bottleneck = [b for b in blocks if isinstance(b, torchvision.models.resnet.Bottleneck)]
-        zero_init_last_norms(basic, "bn2")
-        zero_init_last_norms(bottleneck, "bn3")
+        resnet = torchvision.models.resnet
+        zero_init_last_norms([m for m in model.modules() if isinstance(m, resnet.BasicBlock)], "bn2")
+        zero_init_last_norms([m for m in model.modules() if isinstance(m, resnet.Bottleneck)], "bn3")
     return model

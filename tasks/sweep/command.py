@@ -9,11 +9,10 @@ from collections import Counter
 from typing import Sequence
 
 from ..config import ConfigError
+from ..exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
 from .expand import PlannedRun, expand_sweep
 from .launchers import LocalLauncher, RunResult, SubmititLauncher
 from .spec import load_sweep
-
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,7 +95,7 @@ def sweep_command(args: Sequence[str]) -> int:
     except (KeyboardInterrupt, SystemExit):
         print(f"\nsweep interrupted; finished runs are kept and `normbench sweep {opts.file}` resumes the rest",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     code = summarize(planned, results)
     print(f"runs: {os.path.relpath(sweep_dir)}  (report: normbench report {os.path.relpath(sweep_dir)})")
     return code

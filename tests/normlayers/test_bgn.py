@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import norm_reference as ref
 import pytest
 import torch
 from torch import nn
 
-import norm_reference as ref
 import normlayers.bgn as bgn_module
 from normlayers import BatchGroupNorm, NormSpecError, create_norm
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 
+import norm_reference as ref
 import pytest
 import torch
 from torch import nn
 
-import norm_reference as ref
 from normlayers import create_norm, list_norms
 from normlayers.layers import largest_divisor_at_most
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import sync_worker
 import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-import sync_worker
 from normlayers import BatchGroupNorm, GroupStatistics, SyncGroupStatistics, convert_sync_norms, create_norm, revert_sync_norms
 
 STEPS = 3

@@ -18,13 +18,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from urllib.error import URLError
 
+import data_fixtures as fx
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-import data_fixtures as fx
 import tasks.data.fashion_mnist as fm
 from tasks.config import DataConfig
 from tasks.data import cifar

@@ -63,7 +63,8 @@ def test_short_run_writes_a_complete_record(tmp_path: Path, norm: str) -> None:
     assert record["best/val/acc"] >= record["val/acc"] - 1e-9
     assert record["best/epoch"] in (0, 1)
     assert record["wall_time_s"] > 0 and record["train_images_per_s"] > 0
-    assert outcome.run_dir.name == f"classification-fashion_mnist-resnet8-{str(resolved.spec).replace(':', '_').replace(',', '_')}-bs8-s0"
+    norm_slug = str(resolved.spec).replace(":", "_").replace(",", "_")
+    assert outcome.run_dir.name == f"classification-fashion_mnist-resnet8-{norm_slug}-bs8-s0"
     assert (outcome.run_dir / "config.yaml").is_file()
     assert (outcome.run_dir / "checkpoints" / "last.ckpt").is_file() and (outcome.run_dir / "checkpoints" / "best.ckpt").is_file()
     rows = list(csv.DictReader(open(outcome.run_dir / "metrics.csv")))
@@ -170,7 +171,8 @@ def test_invalid_configurations_are_refused_with_one_line(tmp_path: Path, capsys
 
 
 def test_bgn_groups_that_do_not_fit_the_feature_maps_are_refused_before_training(tmp_path: Path, capsys) -> None:
-    code = cli_main(["run", "classification", "--config", TEST_CONFIG, "--out_dir", str(tmp_path), "--norm", "bgn:num_groups=128"])
+    code = run_cli("run", "classification", "--config", TEST_CONFIG, "--out_dir", str(tmp_path),
+                   "--norm", "bgn:num_groups=128")
     err = capsys.readouterr().err
     assert code == 2
     assert "model resnet8 on 1x28x28 fashion_mnist inputs" in err and "num_groups=128 does not divide" in err

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from tasks.classification.task import CLASSIFICATION
 from tasks.logging_setup import loggers_factory
 from tasks.run_command import parse_config
