@@ -8,7 +8,7 @@ DEPS := requirements.txt pyproject.toml scripts/install_deps.sh scripts/build_le
 STAMP := $(VENV)/.stamp-$(shell cat $(DEPS) 2>/dev/null | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all bench env clean-env
+.PHONY: demo test test-all lint bench env clean-env
 
 env: $(STAMP)
 
@@ -25,6 +25,9 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check normlayers tasks reports tests
 
 bench: $(STAMP)
 	$(PY) -m normlayers.bench
