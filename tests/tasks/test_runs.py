@@ -39,6 +39,22 @@ def run_cli(*args: str) -> int:
         return int(exc.code or 0)
 
 
+def interrupt_run(tmp_path: Path, monkeypatch, when) -> Path:
+    """Run until ``when(module)`` is true at a training step, then Ctrl-C; return the run directory."""
+    original = ClassificationModule.training_step
+
+    def step(self, batch, batch_idx):
+        if when(self):
+            raise KeyboardInterrupt
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(ClassificationModule, "training_step", step)
+    with pytest.raises(SystemExit):  # Lightning turns Ctrl-C into a graceful exit(1)
+        execute(config(tmp_path), CLASSIFICATION)
+    monkeypatch.setattr(ClassificationModule, "training_step", original)
+    return next(tmp_path.iterdir())
+
+
 def record_of(run_dir: Path) -> dict:
     return json.loads((run_dir / "result.json").read_text())
 
@@ -88,22 +104,12 @@ def test_finished_run_is_skipped(tmp_path: Path) -> None:
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path, monkeypatch) -> None:
-    original = ClassificationModule.training_step
-
-    def interrupt_in_second_epoch(self, batch, batch_idx):
-        if self.global_step == 30:
-            raise KeyboardInterrupt
-        return original(self, batch, batch_idx)
-
-    monkeypatch.setattr(ClassificationModule, "training_step", interrupt_in_second_epoch)
-    with pytest.raises(SystemExit):  # Lightning turns Ctrl-C into a graceful exit(1)
-        execute(config(tmp_path), CLASSIFICATION)
-    run_dir = next(tmp_path.iterdir())
+    run_dir = interrupt_run(tmp_path, monkeypatch, lambda module: module.global_step == 30)
     assert not (run_dir / "result.json").exists()  # no record for an unfinished run
     assert (run_dir / "checkpoints" / "interrupted.ckpt").is_file()
     assert torch.load(run_dir / "checkpoints" / "interrupted.ckpt", weights_only=True)["global_step"] == 30
 
-    monkeypatch.setattr(ClassificationModule, "training_step", original)
+    original = ClassificationModule.training_step
     seen_steps: list[int] = []
 
     def record_steps(self, batch, batch_idx):
@@ -199,19 +205,8 @@ def test_print_config_shows_the_resolved_config(capsys) -> None:
 
 def test_resuming_from_an_epoch_end_checkpoint_reproduces_the_uninterrupted_run(tmp_path: Path, monkeypatch) -> None:
     reference = execute(config(tmp_path / "a"), CLASSIFICATION).record
-    original = ClassificationModule.training_step
-
-    def stop_when_epoch_1_starts(self, batch, batch_idx):
-        if self.current_epoch == 1:
-            raise KeyboardInterrupt
-        return original(self, batch, batch_idx)
-
-    monkeypatch.setattr(ClassificationModule, "training_step", stop_when_epoch_1_starts)
-    with pytest.raises(SystemExit):
-        execute(config(tmp_path / "b"), CLASSIFICATION)
-    run_dir = next((tmp_path / "b").iterdir())
+    run_dir = interrupt_run(tmp_path / "b", monkeypatch, lambda module: module.current_epoch == 1)
     (run_dir / "checkpoints" / "interrupted.ckpt").unlink()  # keep the epoch-end checkpoint only
-    monkeypatch.setattr(ClassificationModule, "training_step", original)
     resumed = execute(config(tmp_path / "b"), CLASSIFICATION).record
     assert resumed["steps"] == reference["steps"]
     assert resumed["test/loss"] == pytest.approx(reference["test/loss"], rel=1e-6)
