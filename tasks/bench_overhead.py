@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from .classification.task import CLASSIFICATION
 from .optim import build_sgd
-from .run_command import parse_config
+from .runner.parse import parse_config
 from .runner.run import execute
 
 
@@ -42,7 +42,8 @@ def _config(config: str, norm: str, batch_size: int, steps: int, out_dir: str):
 def plain_loop(cfg, steps: int) -> float:
     """Images per second of a hand-written training loop (no validation)."""
     torch.manual_seed(cfg.seed)
-    module, datamodule = CLASSIFICATION.build(cfg)
+    stage = CLASSIFICATION.stages(cfg)[0]
+    module, datamodule = CLASSIFICATION.build(cfg, stage, {})
     datamodule.setup("fit")
     opt_sched = build_sgd(module.net, cfg.optim, cfg.batch_size, steps, steps)
     optimizer, scheduler = opt_sched["optimizer"], opt_sched["lr_scheduler"]["scheduler"]
@@ -67,7 +68,8 @@ def plain_loop(cfg, steps: int) -> float:
 def normbench_run(cfg, out_dir: Path) -> float:
     """Images per second of the same training through the run machinery (validation off)."""
     cfg = dataclasses.replace(cfg, out_dir=str(out_dir), run_name=f"bench-{time.perf_counter_ns()}")
-    outcome = execute(cfg, CLASSIFICATION, trainer_overrides={"limit_val_batches": 0, "limit_test_batches": 0})
+    outcome = execute(cfg, CLASSIFICATION, trainer_overrides={"limit_val_batches": 0, "limit_test_batches": 0},
+                      use_wandb=False)
     if outcome.status != "finished":
         raise RuntimeError(f"benchmark run {outcome.status}: {outcome.message}")
     return float(outcome.record["train_images_per_s"])

@@ -33,6 +33,8 @@ def _print_norms() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if hasattr(sys.stdout, "reconfigure"):  # progress lines must reach a log file as they happen
+        sys.stdout.reconfigure(line_buffering=True)
     if not args or args[0] in ("-h", "--help"):
         print(__doc__)
         return EXIT_OK if args else EXIT_USAGE

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from .exit_codes import EXIT_INTERRUPTED
 from .sweep.command import sweep_command
 
 SWEEP = Path(__file__).resolve().parents[1] / "configs" / "sweeps" / "quick.yaml"
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args[0] if args else "runs"
     start = time.perf_counter()
     code = sweep_command([str(SWEEP), "--out-dir", out_dir])
-    if code == 130:
+    if code == EXIT_INTERRUPTED:
         return code
     from reports.cli import main as report_main
 

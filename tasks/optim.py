@@ -3,16 +3,51 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from normlayers import find_norm_layers
 
-from .config import OptimConfig
+from .runner.checks import FRACTION, NON_NEGATIVE, POSITIVE, between, checked, positive_int
 
-__all__ = ["scaled_lr", "parameter_groups", "build_sgd", "lr_multiplier"]
+__all__ = ["OptimConfig", "scaled_lr", "parameter_groups", "build_sgd", "lr_multiplier"]
+
+_MILESTONE = between(0, 1, low_open=True, high_open=True)
+
+
+@dataclass
+class OptimConfig:
+    """SGD with momentum and a learning-rate schedule.
+
+    The learning rate is scaled linearly with the global batch size (Goyal et al., 2017):
+    lr = base_lr * batch_size * world_size / base_batch_size.
+
+    Attributes:
+        base_lr: learning rate at base_batch_size.
+        base_batch_size: batch size at which base_lr applies.
+        momentum: SGD momentum.
+        nesterov: Nesterov momentum.
+        weight_decay: L2 weight decay.
+        norm_weight_decay: apply weight decay to normalization parameters too (false excludes them).
+        schedule: cosine, step or constant.
+        milestones: for the step schedule, fractions of training at which lr is multiplied by gamma.
+        gamma: step schedule factor.
+        warmup_epochs: linear warm-up from 0 over this many epochs (fractions allowed).
+    """
+
+    base_lr: float = checked(0.1, POSITIVE)
+    base_batch_size: int = checked(128, positive_int)
+    momentum: float = checked(0.9, between(0, 1, high_open=True))
+    nesterov: bool = False
+    weight_decay: float = checked(5e-4, NON_NEGATIVE)
+    norm_weight_decay: bool = True
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    milestones: list[float] = checked(rule=_MILESTONE, default_factory=lambda: [0.5, 0.75])
+    gamma: float = checked(0.1, FRACTION)
+    warmup_epochs: float = checked(0.0, NON_NEGATIVE)
 
 
 def scaled_lr(cfg: OptimConfig, global_batch_size: int) -> float:

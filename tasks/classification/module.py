@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from ..config import ModelConfig, OptimConfig
 from ..models import build_model
-from ..optim import build_sgd
+from ..models.config import ModelConfig
+from ..optim import OptimConfig, build_sgd
 from ..runner.step_logging import check_and_log_train_loss
 
 

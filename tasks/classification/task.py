@@ -1,98 +1,85 @@
-"""The classification task definition: config, validation, construction."""
+"""The classification task: what it declares and how it builds its module and data (docs/tasks.md's example)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import lightning as L
-import torch
+from torch import nn
 
-from normlayers import NormSpecError, resolve_norm
-
-from ..config import ConfigError, RunConfig
-from ..data import DataError, ImageDataModule, get_dataset_info, resolve_data_root
-from ..data.registry import UnknownDatasetError
-from ..models import list_models
-from ..runner.task import TaskDefinition
+from ..data import ImageDataModule, get_dataset_info, resolve_data_root
+from ..data.registry import DATASETS, UnknownDatasetError
+from ..models import build_model, list_models
+from ..runner.checks import suggest
+from ..runner.config import RunConfig
+from ..runner.errors import ConfigError
+from ..runner.task import MetricSpec, SelectionRule, Stage, StageResult, Task, best_on
 from ..runner.world import world_size_of
+from .config import ClassificationConfig
 from .module import ClassificationModule
 
-
-@dataclass
-class ClassificationConfig(RunConfig):
-    """Image classification run.
-
-    Attributes:
-        label_smoothing: label smoothing of the cross-entropy loss.
-    """
-
-    label_smoothing: float = 0.0
+__all__ = ["ClassificationTask", "CLASSIFICATION"]
 
 
-def identity(cfg: RunConfig) -> tuple[str, str]:
-    return cfg.data.name, cfg.model.name
+class ClassificationTask(Task):
+    name = "classification"
+    config_class = ClassificationConfig
+    description = "Image classification with CIFAR-style or torchvision ResNets."
 
+    def identity(self, cfg: RunConfig) -> tuple[str, str]:
+        assert isinstance(cfg, ClassificationConfig)
+        return cfg.data.name, cfg.model.name
 
-def validate(cfg: RunConfig) -> None:
-    try:
-        resolve_data_root(cfg.data.root, get_dataset_info(cfg.data.name))
-    except (UnknownDatasetError, DataError) as exc:
-        raise ConfigError(str(exc)) from None
-    if cfg.model.name not in list_models():
-        raise ConfigError(f"unknown model {cfg.model.name!r}; available: {', '.join(list_models())}")
-    if cfg.batch_size < 1:
-        raise ConfigError(f"batch_size={cfg.batch_size}; it must be at least 1")
-    resolved = resolve_norm(cfg.norm)
-    if resolved.entry.uses_batch_stats and cfg.batch_size < 2:
-        raise ConfigError(
-            f"norm {resolved.label} uses batch statistics, which are undefined for a batch of 1 per device "
-            f"(batch_size={cfg.batch_size}); use batch_size >= 2 or a batch-independent norm (in, ln, gn, pn)"
+    def metrics(self, cfg: RunConfig) -> tuple[MetricSpec, ...]:
+        return (MetricSpec("test/acc", "test accuracy", primary=True),
+                MetricSpec("test/acc5", "top-5 test accuracy"))
+
+    def selection(self, cfg: RunConfig) -> SelectionRule:
+        return best_on("val/acc", "max", "best validation accuracy")
+
+    def validate(self, cfg: RunConfig) -> None:
+        assert isinstance(cfg, ClassificationConfig)
+        if cfg.data.name not in DATASETS:
+            raise ConfigError(f"data.name: unknown data set {cfg.data.name!r}{suggest(cfg.data.name, DATASETS)}; "
+                              f"available: {', '.join(DATASETS)}")
+        if cfg.model.name not in list_models():
+            raise ConfigError(f"model.name: unknown model {cfg.model.name!r}{suggest(cfg.model.name, list_models())}; "
+                              f"available: {', '.join(list_models())}")
+
+    def locate_data(self, cfg: RunConfig) -> None:
+        assert isinstance(cfg, ClassificationConfig)
+        try:
+            info = get_dataset_info(cfg.data.name)
+            root = resolve_data_root(cfg.data.root, info)
+        except UnknownDatasetError as exc:
+            raise ConfigError(str(exc)) from None
+        if info.locate is not None:
+            info.locate(root, cfg.data.download)
+
+    def input_shape(self, cfg: RunConfig) -> tuple[int, ...]:
+        assert isinstance(cfg, ClassificationConfig)
+        return get_dataset_info(cfg.data.name).input_shape
+
+    def build_network(self, cfg: RunConfig) -> nn.Module:
+        assert isinstance(cfg, ClassificationConfig)
+        info = get_dataset_info(cfg.data.name)
+        return build_model(cfg.model.name, norm=str(cfg.norm), num_classes=info.num_classes,
+                           in_channels=info.channels, width=cfg.model.width,
+                           zero_init_residual=cfg.model.zero_init_residual)
+
+    def build(self, cfg: RunConfig, stage: Stage, earlier: dict[str, StageResult]
+              ) -> tuple[L.LightningModule, L.LightningDataModule]:
+        assert isinstance(cfg, ClassificationConfig)
+        datamodule = ImageDataModule(cfg.data, cfg.batch_size)
+        module = ClassificationModule(
+            norm=str(cfg.norm),
+            model=cfg.model,
+            optim=cfg.optim,
+            num_classes=datamodule.num_classes,
+            in_channels=datamodule.input_shape[0],
+            global_batch_size=cfg.batch_size * world_size_of(cfg),
+            label_smoothing=cfg.label_smoothing,
         )
-    if cfg.trainer.sync_norm and resolved.entry.name == "bn" and cfg.trainer.accelerator == "cpu" and world_size_of(cfg) > 1:
-        raise ConfigError("sync_norm with bn needs GPUs (torch's SyncBatchNorm refuses CPU tensors); synced bgn works on CPU")
+        return module, datamodule
 
 
-def build(cfg: RunConfig) -> tuple[L.LightningModule, L.LightningDataModule]:
-    assert isinstance(cfg, ClassificationConfig)
-    datamodule = ImageDataModule(cfg.data, cfg.batch_size)
-    module = ClassificationModule(
-        norm=str(resolve_norm(cfg.norm).spec),
-        model=cfg.model,
-        optim=cfg.optim,
-        num_classes=datamodule.num_classes,
-        in_channels=datamodule.input_shape[0],
-        global_batch_size=cfg.batch_size * world_size_of(cfg),
-        label_smoothing=cfg.label_smoothing,
-    )
-    return module, datamodule
+CLASSIFICATION = ClassificationTask()
 
-
-def check(module: L.LightningModule, datamodule: L.LightningDataModule) -> None:
-    """One eval-mode forward pass on zeros of the data's shape: every layer sees its real input shape."""
-    assert isinstance(module, ClassificationModule) and isinstance(datamodule, ImageDataModule)
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            module(torch.zeros(2, *datamodule.input_shape))
-    except NormSpecError as exc:
-        c, h, w = datamodule.input_shape
-        raise ConfigError(f"model {module.model_name} on {c}x{h}x{w} {datamodule.cfg.name} inputs: {exc}") from None
-    finally:
-        module.train(was_training)
-
-
-CLASSIFICATION = TaskDefinition(
-    name="classification",
-    config_class=ClassificationConfig,
-    identity=identity,
-    validate=validate,
-    build=build,
-    check=check,
-    monitor="val/acc",
-    monitor_mode="max",
-    primary_metric="test/acc",
-    primary_mode="max",
-    report_metrics=("test/acc", "test/acc5"),
-    description="Image classification with CIFAR-style or torchvision ResNets.",
-)

@@ -41,6 +41,23 @@ def _download(name: str, root: Path) -> None:
         raise DataMissingError(f"{name}: download into {root} failed ({type(exc).__name__}: {exc})") from None
 
 
+def _missing_error(name: str, root: Path, missing: list[str]) -> DataMissingError:
+    folder = LAYOUT[name][0]
+    return DataMissingError(
+        f"{name} not found: looked for {', '.join(str(root / folder / f) for f in missing)}. "
+        f"Download {URLS[name]} and extract it into {root} (it creates {folder}/), "
+        "or pass --data.download true to let torchvision fetch it"
+    )
+
+
+def locate_cifar(name: str, root: Path) -> None:
+    """Raise DataMissingError unless every file of both splits is on disk."""
+    folder, files, _, _ = LAYOUT[name]
+    missing = [f for split in ("train", "test") for f in files[split] if not (root / folder / f).is_file()]
+    if missing:
+        raise _missing_error(name, root, missing)
+
+
 @lru_cache(maxsize=4)
 def load_cifar(name: str, root: Path, split: str, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Images as uint8 (N, 3, 32, 32) and labels as int64 (N,)."""
@@ -51,11 +68,7 @@ def load_cifar(name: str, root: Path, split: str, download: bool = False) -> tup
         _download(name, root)
         missing = [f for f in files[split] if not (directory / f).is_file()]
     if missing:
-        raise DataMissingError(
-            f"{name} not found: looked for {', '.join(str(directory / f) for f in missing)}. "
-            f"Download {URLS[name]} and extract it into {root} (it creates {folder}/), "
-            "or pass --data.download true to let torchvision fetch it"
-        )
+        raise _missing_error(name, root, missing)
     images, labels = [], []
     for f in files[split]:
         try:

@@ -9,8 +9,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..config import DataConfig
 from . import imagenet
+from .config import DataConfig
 from .registry import DatasetInfo, get_dataset_info, resolve_data_root
 from .splits import subset_indices, train_val_indices
 from .tensor_data import AUGMENTATIONS, BatchTransform, TensorImageDataset, passthrough_collate

@@ -2,8 +2,9 @@
 
 Where it looks, in order: ``<root>/fashion_mnist``, ``<root>/FashionMNIST/raw``
 (torchvision's layout), and the Debian package ``dataset-fashion-mnist``
-(``/usr/share/datasets/fashion-mnist``). When none has the files, torchvision's
-downloader fetches them into ``<root>/FashionMNIST/raw``.
+(``/usr/share/datasets/fashion-mnist``). When none has the files and ``data.download``
+is true, torchvision's downloader fetches them into ``<root>/FashionMNIST/raw``;
+otherwise the error says where it looked and how to get them.
 """
 
 from __future__ import annotations
@@ -81,12 +82,34 @@ def _download(root: Path | None) -> None:
         ) from None
 
 
+def _missing(root: Path | None) -> DataMissingError:
+    looked = ", ".join(str(d) for d in candidate_dirs(root))
+    return DataMissingError(
+        f"Fashion-MNIST not found (looked in {looked}). Install it with `apt-get install dataset-fashion-mnist` "
+        "(Debian/Ubuntu, as root), put the four *-ubyte.gz files in <data root>/fashion_mnist, "
+        "or pass --data.download true to let torchvision fetch them"
+    )
+
+
+def locate_fashion_mnist(root: Path | None, download: bool) -> None:
+    """Raise DataMissingError unless both splits are on disk or may be downloaded."""
+    if not download and (_find(root, "train") is None or _find(root, "test") is None):
+        raise _missing(root)
+
+
 @lru_cache(maxsize=4)
-def load_fashion_mnist(root: Path | None, split: str, verify: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images as uint8 (N, 1, 28, 28) and labels as int64 (N,); read once per process."""
+def load_fashion_mnist(root: Path | None, split: str, verify: bool = True,
+                       download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images as uint8 (N, 1, 28, 28) and labels as int64 (N,); read once per process.
+
+    Downloads only when ``download`` is true (``data.download``); otherwise a
+    missing data set is an error that says where it looked.
+    """
     images_name, labels_name, count = FILES[split]
     found = _find(root, split)
     if found is None:
+        if not download:
+            raise _missing(root)
         _download(root)
         found = _find(root if root is not None else _default_download_root(), split)
     if found is None:

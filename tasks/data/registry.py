@@ -32,10 +32,17 @@ class DatasetInfo:
     embedded: bool  # available without a data root
     # tensor data sets: (root, split, download) -> (uint8 images, labels); None for folder data sets
     load_tensors: Callable[[Path | None, str, bool], tuple[torch.Tensor, torch.Tensor]] | None
+    # (root, download) -> None: raises DataMissingError when the files are absent and may not be downloaded.
+    # Checks the disk only (no loading), so a run can be refused before its directory exists.
+    locate: Callable[[Path | None, bool], None] | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.image_size, self.image_size)
 
 
 def _fashion(root: Path | None, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    return fashion_mnist.load_fashion_mnist(root, split)
+    return fashion_mnist.load_fashion_mnist(root, split, download=download)
 
 
 def _cifar(name: str):
@@ -46,17 +53,34 @@ def _cifar(name: str):
     return load
 
 
+def _cifar_locate(name: str):
+    def locate(root: Path | None, download: bool) -> None:
+        assert root is not None
+        if not download:
+            cifar.locate_cifar(name, root)
+
+    return locate
+
+
+def _imagenet_locate(root: Path | None, download: bool) -> None:
+    assert root is not None
+    imagenet.imagenet_dir(root)
+
+
 DATASETS: dict[str, DatasetInfo] = {
     "fashion_mnist": DatasetInfo(
-        "fashion_mnist", 10, 1, 28, (0.2860,), (0.3530,), "crop_flip", 2, True, _fashion
+        "fashion_mnist", 10, 1, 28, (0.2860,), (0.3530,), "crop_flip", 2, True, _fashion,
+        fashion_mnist.locate_fashion_mnist,
     ),
     "cifar10": DatasetInfo(
-        "cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "crop_flip", 4, False, _cifar("cifar10")
+        "cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "crop_flip", 4, False, _cifar("cifar10"),
+        _cifar_locate("cifar10"),
     ),
     "cifar100": DatasetInfo(
-        "cifar100", 100, 3, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "crop_flip", 4, False, _cifar("cifar100")
+        "cifar100", 100, 3, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "crop_flip", 4, False, _cifar("cifar100"),
+        _cifar_locate("cifar100"),
     ),
-    "imagenet": DatasetInfo("imagenet", 1000, 3, 224, imagenet.MEAN, imagenet.STD, "crop_flip", 0, False, None),
+    "imagenet": DatasetInfo("imagenet", 1000, 3, 224, imagenet.MEAN, imagenet.STD, "crop_flip", 0, False, None, _imagenet_locate),
 }
 
 

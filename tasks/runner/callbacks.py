@@ -1,17 +1,22 @@
-"""Callbacks every run uses: timing/throughput and the best validation value.
+"""Callbacks every run uses: timing/throughput, checkpoint selection, random states, the lease.
 
-Both keep their state in checkpoints, so a resumed run reports the totals of all
-its attempts rather than of the last one.
+They keep their state in checkpoints, so a resumed run reports the totals of all
+its attempts rather than of the last one, and draws the random numbers an
+uninterrupted run would have drawn.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
+
+from .task import SelectionRule, finite_metrics
 
 
 class DivergedError(RuntimeError):
@@ -26,8 +31,9 @@ class RunClock(L.Callback):
     but not evaluation.
     """
 
-    def __init__(self, images_per_step: int) -> None:
+    def __init__(self, images_per_step: int, optimizer_steps_per_batch: int = 1) -> None:
         self.images_per_step = images_per_step
+        self.optimizer_steps_per_batch = optimizer_steps_per_batch
         self.train_seconds = 0.0
         self.train_images = 0
         self.previous_wall = 0.0
@@ -45,7 +51,8 @@ class RunClock(L.Callback):
     def _close_epoch(self, trainer: L.Trainer) -> None:
         if self._epoch_start is not None:
             self.train_seconds += time.perf_counter() - self._epoch_start
-            self.train_images += (trainer.global_step - self._epoch_first_step) * self.images_per_step
+            batches = (trainer.global_step - self._epoch_first_step) // self.optimizer_steps_per_batch
+            self.train_images += batches * self.images_per_step
             self._epoch_start = None
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -75,45 +82,86 @@ class RunClock(L.Callback):
         self.previous_wall = state["wall"]
 
 
-class BestMetric(L.Callback):
-    """Best value of the monitored validation metric and the epoch it was reached."""
+class SelectionTracker(L.Callback):
+    """The best value of a selection rule's monitor, its epoch, and every validation metric then.
 
-    def __init__(self, monitor: str, mode: str) -> None:
-        self.monitor = monitor
-        self.mode = mode
+    ``ModelCheckpoint`` saves the weights (``best.ckpt``) with the same strict
+    comparison; this keeps what the record needs to report that checkpoint's
+    validation metrics under the plain names.
+    """
+
+    def __init__(self, rule: SelectionRule) -> None:
+        self.rule = rule
         self.best: float | None = None
         self.best_epoch: int | None = None
+        self.best_step: int | None = None
+        self.best_metrics: dict[str, float] = {}
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+        if self.rule.monitor is None or trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
             return
-        value = trainer.callback_metrics.get(self.monitor)
+        value = trainer.callback_metrics.get(self.rule.monitor)
         if value is None or not torch.isfinite(torch.as_tensor(value)):
             return
         value = float(value)
-        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        better = self.best is None or (value > self.best if self.rule.mode == "max" else value < self.best)
         if better:
-            self.best, self.best_epoch = value, trainer.current_epoch
+            self.best, self.best_epoch, self.best_step = value, trainer.current_epoch, trainer.global_step
+            self.best_metrics = {k: v for k, v in finite_metrics(trainer.callback_metrics).items()
+                                 if k.startswith("val/")}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch}
+        return {"best": self.best, "best_epoch": self.best_epoch, "best_step": self.best_step,
+                "best_metrics": self.best_metrics}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.best_step = state.get("best_step")
+        self.best_metrics = dict(state.get("best_metrics") or {})
 
 
 class RandomState(L.Callback):
-    """Keeps the random generators' states in checkpoints, so a resumed run draws what an
-    uninterrupted one would have: the same data order and augmentations after an epoch-end
-    checkpoint. (Lightning reseeds, it does not restore.)"""
+    """Keeps every random generator's state in checkpoints: torch's (CPU and CUDA), Python's ``random``
+    (learn2learn samples tasks with it) and NumPy's global one. A run resumed from an epoch-end checkpoint
+    then draws what an uninterrupted one would have: the same data order, augmentations and episodes.
+    (Lightning reseeds on resume; it does not restore.)"""
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"torch": torch.get_rng_state()}
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
+        # plain types and tensors only: checkpoints must load with torch.load(weights_only=True)
+        numpy_state = [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)]
+        state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": numpy_state}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         torch.set_rng_state(state["torch"])
+        if "python" in state:
+            random.setstate(_as_python_state(state["python"]))
+        if "numpy" in state:
+            name, keys, pos, has_gauss, gauss = state["numpy"]
+            np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, gauss))
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_python_state(state: Any) -> tuple:
+    """random.setstate wants tuples; a checkpoint round trip may hand back lists."""
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
+
+
+class LeaseLostError(RuntimeError):
+    """Another process took over this run's lease; this one stops without writing a record."""
+
+
+class LeaseGuard(L.Callback):
+    """Stops training at the next batch once the run's lease is lost (see tasks.runner.lease)."""
+
+    def __init__(self, lease: Any) -> None:
+        self.lease = lease
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        if self.lease is not None and self.lease.lost:
+            raise LeaseLostError("the run's lease was taken over by another process")

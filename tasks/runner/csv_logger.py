@@ -15,6 +15,10 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 
 class _AppendingWriter(ExperimentWriter):
+    def __init__(self, log_dir: str, file_name: str) -> None:
+        self.NAME_METRICS_FILE = file_name
+        super().__init__(log_dir=log_dir)
+
     def _check_log_dir_exists(self) -> None:  # keep what is there
         if os.path.isfile(self.metrics_file_path):
             with open(self.metrics_file_path, newline="") as fh:
@@ -23,14 +27,15 @@ class _AppendingWriter(ExperimentWriter):
 
 
 class ResumableCSVLogger(CSVLogger):
-    """``metrics.csv`` directly in ``save_dir``, appended to across attempts."""
+    """``metrics.csv`` (or ``file_name``) directly in ``save_dir``, appended to across attempts."""
 
-    def __init__(self, save_dir: str) -> None:
+    def __init__(self, save_dir: str, file_name: str = "metrics.csv") -> None:
         super().__init__(save_dir=save_dir, name="", version="")
+        self.file_name = file_name
 
     @property
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:
             os.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+            self._experiment = _AppendingWriter(self.log_dir, self.file_name)
         return self._experiment

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 RECORD_NAME = "result.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TERMINAL_STATUSES = ("finished", "diverged")  # a rerun skips these; "failed" is retried
 
 

@@ -1,8 +1,8 @@
 """Run directories: stable names, the saved config, and what a rerun should do.
 
 A run's directory name is derived from the grid coordinates (task, data set,
-model, norm, batch size, seed), so a sweep relaunched later finds its runs
-again. The resolved config is saved next to them; a rerun with a different
+model, the task's own coordinates such as the method, norm, batch size, seed),
+so a sweep relaunched later finds its runs again. The resolved config is saved next to them; a rerun with a different
 config for the same directory is refused instead of silently mixing results.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from ..config import ConfigError, RunConfig, config_to_dict
+from .config import RunConfig, config_to_dict
+from .errors import ConfigError
 from .record import TERMINAL_STATUSES, read_record
 
 CONFIG_NAME = "config.yaml"
@@ -25,6 +26,7 @@ INTERRUPT_CHECKPOINT = "interrupted"  # OnExceptionCheckpoint, on Ctrl-C, SIGTER
 
 # Keys that do not change what a run computes: they may differ between attempts.
 OPERATIONAL_KEYS = {
+    "coordinate_keys",
     "out_dir",
     "sweep",
     "run_name",
@@ -44,16 +46,26 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9=.+-]+", "_", text).strip("_")
 
 
-def run_id(task: str, dataset: str, model: str, norm: str, batch_size: int, seed: int) -> str:
-    return f"{task}-{dataset}-{model}-{slug(norm)}-bs{batch_size}-s{seed}"
+def _coordinate_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def run_id(task: str, dataset: str, model: str, norm: str, batch_size: int, seed: int,
+           coordinates: dict[str, Any] | None = None) -> str:
+    """``<task>-<dataset>-<model>[-<key>=<value>...]-<norm>-bs<B>-s<seed>``, file-system safe."""
+    coords = "".join(f"-{slug(k)}={slug(_coordinate_text(v))}" for k, v in (coordinates or {}).items())
+    return f"{task}-{dataset}-{model}{coords}-{slug(norm)}-bs{batch_size}-s{seed}"
+
+
+def flatten(d: dict[str, Any], prefix: str = "", keep: tuple[str, ...] = ("norm",)) -> dict[str, Any]:
+    """Nested config dict -> dotted keys (``optim.base_lr``); the keys in ``keep`` stay whole."""
     out: dict[str, Any] = {}
     for key, value in d.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict) and name != "norm":
-            out.update(_flatten(value, f"{name}."))
+        if isinstance(value, dict) and name not in keep:
+            out.update(flatten(value, f"{name}.", keep))
         else:
             out[name] = value
     return out
@@ -61,7 +73,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def semantic_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Config keys whose values differ, ignoring operational settings."""
-    a, b = _flatten(old), _flatten(new)
+    a, b = flatten(old), flatten(new)
     keys = sorted(set(a) | set(b))
     ignored = lambda k: any(k == op or k.startswith(op + ".") for op in OPERATIONAL_KEYS)  # noqa: E731
     return [k for k in keys if not ignored(k) and a.get(k) != b.get(k)]
@@ -109,7 +121,7 @@ def check_config_matches(directory: Path, cfg: RunConfig, task: str) -> None:
     new = _config_dict(cfg, task)
     diff = semantic_differences(old, new)
     if diff:
-        flat_old, flat_new = _flatten(old), _flatten(new)
+        flat_old, flat_new = flatten(old), flatten(new)
         shown = ", ".join(f"{k}: {flat_old.get(k)!r} -> {flat_new.get(k)!r}" for k in diff[:6])
         raise ConfigError(
             f"{directory} holds a run with a different config ({shown}); "

@@ -8,9 +8,9 @@ import sys
 from collections import Counter
 from typing import Sequence
 
-from ..config import ConfigError
 from ..exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
-from .expand import PlannedRun, expand_sweep
+from ..runner.errors import ConfigError
+from .expand import LAUNCHABLE, PlannedRun, expand_sweep
 from .launchers import LocalLauncher, RunResult, SubmititLauncher
 from .spec import load_sweep
 
@@ -30,30 +30,39 @@ def _parser() -> argparse.ArgumentParser:
 def _describe(runs: list[PlannedRun]) -> None:
     width = max((len(r.run_dir.name) for r in runs), default=10)
     for r in runs:
-        note = f"  ({r.reason})" if r.reason and r.state in ("done", "retry", "invalid") else ""
-        print(f"{r.state:7} {r.run_dir.name:{width}}{note}")
+        note = f"  ({r.reason})" if r.reason and r.state in ("done", "retry", "invalid", "running") else ""
+        name = r.label if r.state == "invalid" else r.run_dir.name
+        print(f"{r.state:7} {name:{width}}{note}")
     counts = Counter(r.state for r in runs)
     print(f"\n{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
 
 
 def summarize(planned: list[PlannedRun], results: list[RunResult]) -> int:
+    """Print what happened to every grid point; exit 1 when any run failed or was refused."""
     skipped = [r for r in planned if r.state == "done"]
     invalid = [r for r in planned if r.state == "invalid"]
+    busy = [r for r in planned if r.state == "running"]
     by_status: dict[str, list[RunResult]] = {}
     for res in results:
         by_status.setdefault(res.status, []).append(res)
+    busy_names = [r.run_dir.name for r in busy] + [r.run.run_dir.name for r in by_status.get("running_elsewhere", [])]
     parts = [f"{len(by_status.get('finished', []))} finished", f"{len(skipped)} skipped (done before)"]
-    for status in ("diverged", "failed"):
+    for status in ("diverged", "failed", "refused"):
         if by_status.get(status):
             parts.append(f"{len(by_status[status])} {status}")
+    if busy_names:
+        parts.append(f"{len(busy_names)} running elsewhere")
     if invalid:
         parts.append(f"{len(invalid)} invalid")
     print("\nsweep summary: " + ", ".join(parts))
-    for res in by_status.get("diverged", []) + by_status.get("failed", []):
+    for res in by_status.get("diverged", []) + by_status.get("failed", []) + by_status.get("refused", []):
         print(f"  {res.status:8} {res.run.run_dir.name}: {res.message}")
+    for name in busy_names:
+        print(f"  running elsewhere {name} (rerun the sweep later to pick it up if that process stops)")
     for run in invalid:
-        print(f"  invalid  {' '.join(run.argv[-10:-4])}: {run.reason}")
-    return EXIT_RUN_FAILED if by_status.get("failed") or invalid else EXIT_OK
+        print(f"  invalid  {run.label}: {run.reason}")
+    failed = by_status.get("failed") or by_status.get("refused") or invalid
+    return EXIT_RUN_FAILED if failed else EXIT_OK
 
 
 def sweep_command(args: Sequence[str]) -> int:
@@ -65,6 +74,7 @@ def sweep_command(args: Sequence[str]) -> int:
             from pathlib import Path
 
             sweep = replace(sweep, out_dir=Path(opts.out_dir))
+        print(f"sweep {sweep.name}: checking the grid (configs, norms, a dry forward pass per model)...")
         planned = expand_sweep(sweep)
     except ConfigError as exc:
         print(f"normbench sweep: {exc}", file=sys.stderr)
@@ -74,19 +84,16 @@ def sweep_command(args: Sequence[str]) -> int:
     if opts.dry_run:
         _describe(planned)
         return EXIT_OK
-    todo = [r for r in planned if r.state in ("new", "resume", "retry")]
+    todo = [r for r in planned if r.state in LAUNCHABLE]
     launcher_name = opts.launcher or sweep.launcher.name
     if launcher_name == "submitit":
         launcher = SubmititLauncher(sweep_dir / ".submitit", sweep.launcher.slurm, wait=not opts.no_wait)
-    elif launcher_name == "local":
+    else:
         launcher = LocalLauncher(
             parallel=opts.parallel or sweep.launcher.parallel,
             threads_per_run=opts.threads_per_run or sweep.launcher.threads_per_run,
             log_dir=sweep_dir / ".logs",
         )
-    else:
-        print(f"normbench sweep: unknown launcher {launcher_name!r}; use local or submitit", file=sys.stderr)
-        return EXIT_USAGE
     try:
         results = launcher.launch(todo) if todo else []
     except ConfigError as exc:

@@ -1,4 +1,10 @@
-"""Expand a sweep into planned runs, each with its config, directory and state on disk."""
+"""Expand a sweep into planned runs, each with its config, directory and state on disk.
+
+Every grid point is parsed and checked exactly as ``normbench run`` would
+(:func:`~tasks.runner.prepare.prepare`, dry forward pass included), so a point
+that would be refused is planned as ``invalid`` with the reason, and a point
+another process is training right now is planned as ``running``.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, RunConfig
 from ..registry import get_task
-from ..run_command import parse_config
-from ..runner.run import canonical_config, run_directory
-from ..runner.rundir import inspect_run_dir
+from ..runner.config import RunConfig
+from ..runner.errors import ConfigError
+from ..runner.lease import lease_holder
+from ..runner.parse import parse_config
+from ..runner.prepare import prepare
+from ..runner.run import run_directory
+from ..runner.rundir import inspect_run_dir, slug
 from ..runner.world import world_size_of
-from .spec import SweepSpec
+from .spec import SweepSpec, TaskEntry
 
 __all__ = ["PlannedRun", "expand_sweep", "override_args"]
+
+LAUNCHABLE = ("new", "resume", "retry")
 
 
 @dataclass(frozen=True)
@@ -24,10 +35,11 @@ class PlannedRun:
     task: str
     argv: tuple[str, ...]  # arguments after `normbench run <task>`
     run_dir: Path
-    state: str  # new, resume, retry (a failed record), done, invalid
+    state: str  # new, resume, retry (a failed record), done, running (leased elsewhere), invalid
     reason: str = ""
     world_size: int = 1
     config: RunConfig | None = None
+    label: str = ""  # the grid point in words (for invalid points, which have no run directory)
 
     @property
     def command(self) -> list[str]:
@@ -46,37 +58,54 @@ def override_args(overrides: dict[str, Any]) -> list[str]:
     return args
 
 
+def _grid_points(entry: TaskEntry) -> list[dict[str, Any]]:
+    keys = list(entry.grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(entry.grid[k] for k in keys))]
+
+
+def _state(run_dir: Path) -> tuple[str, str]:
+    state = inspect_run_dir(run_dir)
+    if state.done:
+        return "done", str(state.record.get("status")) if state.record else ""
+    holder = lease_holder(run_dir)
+    if holder is not None:
+        return "running", f"held by {holder.get('host', '?')} pid {holder.get('pid', '?')}"
+    if state.resumable:
+        return "resume", ""
+    if state.record is not None:
+        return "retry", str(state.record.get("error") or "")
+    return "new", ""
+
+
 def expand_sweep(sweep: SweepSpec) -> list[PlannedRun]:
-    """Every grid point of every task entry, in a stable order (task, norm, batch size, seed)."""
+    """Every grid point of every task entry, in a stable order (task, grid, norm, batch size, seed)."""
     planned: list[PlannedRun] = []
     seen: set[Path] = set()
     for entry in sweep.entries:
         task = get_task(entry.task)
         base = [a for path in entry.configs for a in ("--config", str(path))]
         fixed = override_args({**sweep.overrides, **entry.overrides})
-        for norm, batch, seed in itertools.product(entry.norms, entry.batch_sizes, entry.seeds):
-            argv = base + fixed + [
-                "--norm", norm, "--batch_size", str(batch), "--seed", str(seed),
-                "--sweep", sweep.name, "--out_dir", str(sweep.out_dir),
+        own = set(task.grid_coordinates.values())
+        extra_keys = [k for k in entry.grid if k not in own]
+        coordinate_args = ["--coordinate_keys", json.dumps(extra_keys)] if extra_keys else []
+        batches: tuple[int | None, ...] = entry.batch_sizes or (None,)
+        for point, norm, batch, seed in itertools.product(_grid_points(entry), entry.norms, batches, entry.seeds):
+            batch_args = ["--batch_size", str(batch)] if batch is not None else []
+            argv = base + fixed + override_args(point) + coordinate_args + [
+                "--norm", norm, *batch_args, "--seed", str(seed), "--sweep", sweep.name, "--out_dir", str(sweep.out_dir),
             ]
+            words = [f"{k}={v}" for k, v in point.items()] + [norm] + ([f"bs{batch}"] if batch else []) + [f"s{seed}"]
+            label = f"{entry.task} " + " ".join(words)
             try:
-                cfg = canonical_config(parse_config(task, argv, raise_errors=True), task)
+                cfg = prepare(parse_config(task, argv, raise_errors=True), task)
             except ConfigError as exc:
-                fallback = sweep.out_dir / sweep.name / f"{entry.task}-{norm}-bs{batch}-s{seed}"
-                planned.append(PlannedRun(entry.task, tuple(argv), fallback, "invalid", str(exc)))
+                fallback = sweep.out_dir / sweep.name / slug(label.replace(" ", "-"))
+                planned.append(PlannedRun(entry.task, tuple(argv), fallback, "invalid", str(exc), label=label))
                 continue
             run_dir = run_directory(cfg, task)
             if run_dir in seen:
                 continue
             seen.add(run_dir)
-            state = inspect_run_dir(run_dir)
-            if state.done:
-                label, reason = "done", str(state.record.get("status")) if state.record else ""
-            elif state.resumable:
-                label, reason = "resume", ""
-            elif state.record is not None:
-                label, reason = "retry", str(state.record.get("error") or "")
-            else:
-                label, reason = "new", ""
-            planned.append(PlannedRun(entry.task, tuple(argv), run_dir, label, reason, world_size_of(cfg), cfg))
+            state, reason = _state(run_dir)
+            planned.append(PlannedRun(entry.task, tuple(argv), run_dir, state, reason, world_size_of(cfg), cfg, label))
     return planned

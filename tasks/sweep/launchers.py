@@ -11,15 +11,17 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..config import ConfigError
 from ..registry import get_task
+from ..runner.errors import ConfigError
 from ..runner.record import read_record
 from .expand import PlannedRun
+from .progress import SweepProgress
 
 __all__ = ["RunResult", "LocalLauncher", "SubmititLauncher", "run_in_job"]
 
@@ -29,7 +31,7 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class RunResult:
     run: PlannedRun
-    status: str  # finished, diverged, failed, skipped
+    status: str  # finished, diverged, failed, skipped, refused, running_elsewhere
     message: str = ""
 
 
@@ -40,18 +42,22 @@ def _result_from_disk(run: PlannedRun, fallback: str) -> RunResult:
     return RunResult(run, str(record.get("status")), str(record.get("error") or ""))
 
 
-def run_in_job(task_name: str, argv: list[str]) -> tuple[str, str]:
-    """Execute one run in the current process (used in-process and inside SLURM jobs)."""
-    from ..logging_setup import loggers_factory
-    from ..run_command import parse_config
+def run_in_job(task_name: str, argv: list[str]) -> tuple[str, str, float]:
+    """Execute one run in the current process (used in-process, in workers and in SLURM jobs).
+
+    Returns (status, message, seconds); a run refused before it started is ``refused``.
+    """
+    from ..data.errors import DataError
+    from ..runner.parse import parse_config
     from ..runner.run import execute
 
+    started = time.perf_counter()
     task = get_task(task_name)
     try:
-        outcome = execute(parse_config(task, argv, raise_errors=True), task, loggers_factory=loggers_factory)
-    except ConfigError as exc:
-        return "failed", f"invalid configuration: {exc}"
-    return outcome.status, outcome.message
+        outcome = execute(parse_config(task, argv, raise_errors=True), task)
+    except (ConfigError, DataError) as exc:
+        return "refused", str(exc), time.perf_counter() - started
+    return outcome.status, outcome.message, time.perf_counter() - started
 
 
 class LocalLauncher:
@@ -73,40 +79,44 @@ class LocalLauncher:
     def launch(self, runs: list[PlannedRun], progress: Progress = print) -> list[RunResult]:
         single = [r for r in runs if r.world_size == 1]
         multi = [r for r in runs if r.world_size > 1]
-        results = self._pool(single, progress) if self.parallel > 1 and len(single) > 1 else self._here(single, progress)
+        counter = SweepProgress(len(runs), progress)
+        pooled = self.parallel > 1 and len(single) > 1
+        where = f"{self.parallel} worker processes, {self.threads or 'default'} threads each" if pooled else "this process"
+        progress(f"{len(runs)} runs to do on {where}; a line per finished run follows")
+        results = self._pool(single, counter) if pooled else self._here(single, counter)
         for run in multi:
-            progress(f"{run.run_dir.name}: {run.world_size} processes")
-            results.append(self._subprocess(run))
-            progress(f"        -> {results[-1].status}" + (f": {results[-1].message}" if results[-1].message else ""))
+            started = time.perf_counter()
+            result = self._subprocess(run)
+            results.append(result)
+            counter.finished(run.run_dir.name, result.status, result.message, time.perf_counter() - started)
         return results
 
     def _argv(self, run: PlannedRun) -> list[str]:
         extra = ["--trainer.threads", str(self.threads)] if self.threads and run.world_size == 1 else []
         return list(run.argv) + extra
 
-    def _here(self, runs: list[PlannedRun], progress: Progress) -> list[RunResult]:
+    def _here(self, runs: list[PlannedRun], counter: SweepProgress) -> list[RunResult]:
         results = []
-        for i, run in enumerate(runs, 1):
-            progress(f"[{i}/{len(runs)}] {run.state:6} {run.run_dir.name}")
-            status, message = run_in_job(run.task, self._argv(run))
+        for run in runs:
+            status, message, seconds = run_in_job(run.task, self._argv(run))
             results.append(RunResult(run, status, message))
-            progress(f"        -> {status}" + (f": {message}" if message else ""))
+            counter.finished(run.run_dir.name, status, message, seconds)
         return results
 
-    def _pool(self, runs: list[PlannedRun], progress: Progress) -> list[RunResult]:
+    def _pool(self, runs: list[PlannedRun], counter: SweepProgress) -> list[RunResult]:
         results: list[RunResult] = []  # each run sets its torch threads (--trainer.threads)
         with ProcessPoolExecutor(max_workers=self.parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(run_in_job, run.task, self._argv(run)): run for run in runs}
-            progress(f"{len(runs)} runs on {self.parallel} worker processes, {self.threads or 'default'} threads each")
             try:
-                for done, future in enumerate(as_completed(futures), 1):
+                for future in as_completed(futures):
                     run = futures[future]
+                    seconds = None
                     try:
-                        status, message = future.result()
+                        status, message, seconds = future.result()
                     except Exception as exc:  # the worker died (killed, out of memory, ...)
                         status, message = _result_from_disk(run, f"worker process failed: {exc}").status, str(exc)
                     results.append(RunResult(run, status, message))
-                    progress(f"[{done}/{len(runs)}] {run.run_dir.name} -> {status}" + (f": {message}" if message else ""))
+                    counter.finished(run.run_dir.name, status, message, seconds)
             except BaseException:
                 for future in futures:
                     future.cancel()
@@ -171,12 +181,16 @@ class SubmititLauncher:
             progress("not waiting: rerun the sweep (or --dry-run) later to see which runs finished")
             return []
         results = []
+        counter = SweepProgress(len(jobs), progress)
         for run, job in jobs:
             try:
-                status, message = job.result()
-                if isinstance(status, list):  # multi-task jobs return one result per task
-                    status, message = status[0]
+                outcome = job.result()
+                if isinstance(outcome, list):  # multi-task jobs return one result per task
+                    outcome = outcome[0]
+                status, message, seconds = outcome
                 results.append(RunResult(run, status, message))
+                counter.finished(run.run_dir.name, status, message, seconds)
             except Exception as exc:  # the job itself died (time limit, node failure, ...)
                 results.append(_result_from_disk(run, f"job {job.job_id} failed: {str(exc).splitlines()[0][:300]}"))
+                counter.finished(run.run_dir.name, results[-1].status, results[-1].message)
         return results

@@ -8,15 +8,19 @@
         overrides: {trainer.epochs: 2}              # optional, this task only
         norms: [bn, gn]                             # optional, replaces the top-level grid axis
     norms: [bn, in, ln, gn, pn, bgn, "bgn:num_groups=4"]
-    batch_sizes: [2, 16, 128]
+    batch_sizes: [2, 16, 128]         # optional: without it, each run keeps its config's batch_size
     seeds: [0, 1, 2]
+    grid: {method: [pgd_at, trades]}  # optional: more axes, dotted config keys -> values (top level or per task)
     overrides: {trainer.threads: 1}   # fixed for every run (dotted config keys)
     launcher:                         # optional defaults for `normbench sweep`
       name: local                     # local | submitit
       parallel: 1                     # local: processes at once
       slurm: {partition: gpu, timeout_min: 240, gpus_per_node: 1, cpus_per_task: 8, array_parallelism: 32}
 
-Relative config paths are resolved against the sweep file's folder first, then
+A ``grid:`` key that is not one of the task's own grid coordinates becomes a
+coordinate of the run (its value joins the run id, the W&B group and the report
+tables), so two runs that differ only there never share a directory or a table
+cell. Relative config paths are resolved against the sweep file's folder first, then
 the working directory. Every field is checked when the file is loaded, with one
 clear error naming the key and what is allowed.
 """
@@ -32,14 +36,15 @@ import yaml
 
 from normlayers import NormSpecError, resolve_norm
 
-from ..config import ConfigError
 from ..registry import UnknownTaskError, get_task
+from ..runner.errors import ConfigError
 
 __all__ = ["SweepSpec", "TaskEntry", "LauncherSpec", "load_sweep"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
-_TOP_KEYS = {"name", "out_dir", "tasks", "norms", "batch_sizes", "seeds", "overrides", "launcher"}
-_TASK_KEYS = {"task", "config", "overrides", "norms", "batch_sizes", "seeds"}
+_TOP_KEYS = {"name", "out_dir", "tasks", "norms", "batch_sizes", "seeds", "grid", "overrides", "launcher"}
+_TASK_KEYS = {"task", "config", "overrides", "norms", "batch_sizes", "seeds", "grid"}
+_RESERVED = ("norm", "batch_size", "seed", "sweep", "out_dir", "run_name", "coordinate_keys")
 _LAUNCHER_KEYS = {"name", "parallel", "slurm", "threads_per_run"}
 
 
@@ -49,8 +54,9 @@ class TaskEntry:
     configs: tuple[Path, ...]
     overrides: dict[str, Any]
     norms: tuple[str, ...]
-    batch_sizes: tuple[int, ...]
+    batch_sizes: tuple[int, ...] | None  # None: the config's batch_size
     seeds: tuple[int, ...]
+    grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,10 +106,31 @@ def _overrides(path: Path, key: str, value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise _fail(path, f"{key} must be a mapping of dotted config keys to values, e.g. {{trainer.epochs: 2}}")
-    for reserved in ("norm", "batch_size", "seed", "sweep", "out_dir"):
+    for reserved in _RESERVED:
         if reserved in value:
             raise _fail(path, f"{key} may not set {reserved!r}: it is a grid axis or set by the sweep")
     return dict(value)
+
+
+def _grid(path: Path, key: str, value: Any) -> dict[str, tuple[Any, ...]]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise _fail(path, f"{key} must be a mapping of dotted config keys to lists of values, e.g. {{method: [dann, cdan]}}")
+    grid = {}
+    for name, values in value.items():
+        if name in _RESERVED:
+            raise _fail(path, f"{key} may not vary {name!r}: use the sweep's norms, batch_sizes and seeds lists")
+        if not isinstance(values, list) or not values:
+            raise _fail(path, f"{key}.{name} must be a non-empty list of values, got {values!r}")
+        grid[name] = tuple(values)
+    return grid
+
+
+def _int_field(path: Path, key: str, value: Any, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise _fail(path, f"{key} must be an integer >= {minimum}, got {value!r}")
+    return value
 
 
 def _config_paths(path: Path, value: Any) -> tuple[Path, ...]:
@@ -151,12 +178,16 @@ def load_sweep(path: str | Path) -> SweepSpec:
         except UnknownTaskError as exc:
             raise _fail(path, f"tasks[{i}]: {exc}") from None
 
-        def axis(key: str, parse):
+        def axis(key: str, parse, optional: bool = False):
             if key in raw:
                 return parse(f"tasks[{i}].{key}", raw[key])
             if key not in data:
+                if optional:
+                    return None
                 raise _fail(path, f"{key} missing (give it at the top level or in tasks[{i}])")
             return parse(key, data[key])
+
+        grid = {**_grid(path, "grid", data.get("grid")), **_grid(path, f"tasks[{i}].grid", raw.get("grid"))}
 
         entries.append(
             TaskEntry(
@@ -164,19 +195,26 @@ def load_sweep(path: str | Path) -> SweepSpec:
                 configs=_config_paths(path, raw.get("config")),
                 overrides=_overrides(path, f"tasks[{i}].overrides", raw.get("overrides")),
                 norms=axis("norms", lambda k, v: _norm_list(path, k, v)),
-                batch_sizes=axis("batch_sizes", lambda k, v: _int_list(path, k, v, 1)),
+                batch_sizes=axis("batch_sizes", lambda k, v: _int_list(path, k, v, 1), optional=True),
                 seeds=axis("seeds", lambda k, v: _int_list(path, k, v, 0)),
+                grid=grid,
             )
         )
     launcher_raw = data.get("launcher") or {}
     if not isinstance(launcher_raw, dict):
         raise _fail(path, "launcher must be a mapping")
     _check_keys(path, "launcher", launcher_raw, _LAUNCHER_KEYS)
+    launcher_name = launcher_raw.get("name", "local")
+    if launcher_name not in ("local", "submitit"):
+        raise _fail(path, f"launcher.name must be local or submitit, got {launcher_name!r}")
+    slurm = launcher_raw.get("slurm") or {}
+    if not isinstance(slurm, dict):
+        raise _fail(path, "launcher.slurm must be a mapping of submitit parameters")
     launcher = LauncherSpec(
-        name=str(launcher_raw.get("name", "local")),
-        parallel=int(launcher_raw.get("parallel", 1)),
-        threads_per_run=int(launcher_raw.get("threads_per_run", 0)),
-        slurm=dict(launcher_raw.get("slurm") or {}),
+        name=launcher_name,
+        parallel=_int_field(path, "launcher.parallel", launcher_raw.get("parallel", 1), 1),
+        threads_per_run=_int_field(path, "launcher.threads_per_run", launcher_raw.get("threads_per_run", 0), 0),
+        slurm=dict(slurm),
     )
     return SweepSpec(
         name=name,

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 import tasks.data.fashion_mnist as fm
-from tasks.config import DataConfig
+from tasks.data.config import DataConfig
 from tasks.data import cifar
 from tasks.data.datamodule import ImageDataModule
 from tasks.data.errors import DataCorruptError, DataError, DataMissingError
@@ -279,7 +279,7 @@ def test_fashion_missing_everywhere_and_download_fails(fm_env, monkeypatch):
     root = fm_env.root
     root.mkdir()
     with pytest.raises(DataMissingError) as info:
-        fm.load_fashion_mnist(root, "train")
+        fm.load_fashion_mnist(root, "train", download=True)
     msg = str(info.value)
     for place in (root / "fashion_mnist", root / "FashionMNIST" / "raw", fm_env.system):
         assert str(place) in msg
@@ -290,10 +290,22 @@ def test_fashion_missing_everywhere_and_download_fails(fm_env, monkeypatch):
     assert "train-images-idx3-ubyte.gz" in calls[0][0]
 
 
+def test_fashion_never_downloads_unless_allowed(fm_env, monkeypatch):
+    calls = _offline(monkeypatch)
+    fm_env.root.mkdir()
+    with pytest.raises(DataMissingError, match="--data.download true") as info:
+        fm.load_fashion_mnist(fm_env.root, "train")
+    assert str(fm_env.root / "fashion_mnist") in str(info.value) and str(fm_env.system) in str(info.value)
+    with pytest.raises(DataMissingError, match="apt-get install dataset-fashion-mnist"):
+        fm.locate_fashion_mnist(fm_env.root, download=False)
+    fm.locate_fashion_mnist(fm_env.root, download=True)  # allowed to fetch: nothing to refuse yet
+    assert calls == []  # data.download false never reached the downloader
+
+
 def test_fashion_without_root_downloads_into_user_cache(fm_env, monkeypatch):
     calls = _offline(monkeypatch)
     with pytest.raises(DataMissingError, match="apt-get install dataset-fashion-mnist") as info:
-        fm.load_fashion_mnist(None, "test")
+        fm.load_fashion_mnist(None, "test", download=True)
     assert str(fm_env.system) in str(info.value)
     cache = fm_env.root.parent / "home" / ".cache" / "normbench" / "data"
     assert calls[0][1] == cache / "FashionMNIST" / "raw"
@@ -314,7 +326,7 @@ def test_fashion_successful_download_is_read_from_torchvision_layout(fm_env, mon
     monkeypatch.setattr(tv_mnist, "download_and_extract_archive", fake_download)
     fm_env.root.mkdir()
     _trust(monkeypatch, staging)
-    _assert_loaded(fm.load_fashion_mnist(fm_env.root, "train"), served["train"])
+    _assert_loaded(fm.load_fashion_mnist(fm_env.root, "train", download=True), served["train"])
     assert (fm_env.root / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file()
 
 

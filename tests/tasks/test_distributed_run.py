@@ -31,7 +31,7 @@ def test_two_process_ddp_run_with_synchronized_bgn(tmp_path: Path) -> None:
     assert record["world_size"] == 2 and record["global_batch_size"] == 8 and record["sync_norm"] is True
     # 177 training images, 2 processes x 4 per step, drop_last: 22 steps, each process sees half the data
     assert record["steps"] == 22 and record["train_images_per_s"] > 0
-    assert 0 <= record["test/acc"] <= 1 and "best/val/acc" in record
+    assert 0 <= record["test/acc"] <= 1 and 0 <= record["last/val/acc"] <= 1
     state = torch.load(run_dirs[0] / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     group_stats = [k for k in state if k.endswith("stats.running_mean")]
     assert group_stats and all(state[k].shape == (2,) for k in group_stats)

@@ -13,17 +13,19 @@ from normlayers import list_norms, resolve_norm
 from tasks.classification.module import ClassificationModule
 from tasks.classification.task import CLASSIFICATION
 from tasks.cli import main as cli_main
-from tasks.run_command import parse_config
+from tasks.runner.parse import parse_config
 from tasks.runner.run import execute
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_CONFIG = str(REPO / "configs" / "classification" / "test.yaml")
 RECORD_KEYS = {
-    "schema", "run_id", "sweep", "task", "dataset", "model", "norm", "norm_name", "norm_label", "norm_num_groups",
-    "norm_args", "uses_batch_stats", "batch_size", "world_size", "global_batch_size", "sync_norm", "seed", "profile",
-    "epochs", "precision", "status", "error", "primary_metric", "primary_mode", "report_metrics", "epochs_completed",
-    "steps", "wall_time_s", "train_images_per_s", "started_at", "finished_at", "host", "device", "git_commit",
-    "git_dirty", "normbench_version", "torch_version", "lightning_version", "python_version",
+    "schema", "run_id", "sweep", "task", "dataset", "model", "coordinates", "norm", "norm_name", "norm_label",
+    "norm_num_groups", "norm_args", "uses_batch_stats", "batch_size", "batch_size_meaning", "world_size",
+    "global_batch_size", "sync_norm", "seed", "profile", "epochs", "precision", "status", "error", "primary_metric",
+    "primary_mode", "report_metrics", "metric_declarations", "table_axis", "axis_value", "axis_label", "axis_order",
+    "axis_average", "selection", "protocol", "images_per_step", "selected_epoch", "epochs_completed", "steps",
+    "wall_time_s", "train_images_per_s", "started_at", "finished_at", "host", "device", "git_commit", "git_dirty",
+    "normbench_version", "torch_version", "lightning_version", "python_version",
 }
 
 
@@ -73,11 +75,20 @@ def test_short_run_writes_a_complete_record(tmp_path: Path, norm: str) -> None:
     assert record["batch_size"] == 8 and record["world_size"] == 1 and record["global_batch_size"] == 8
     # 0.3% of the 59,000 training images is 177: 22 full batches of 8 per epoch, 2 epochs
     assert record["steps"] == 44 and record["epochs_completed"] == 2
-    for metric in ("test/acc", "test/acc5", "val/acc", "best/val/acc"):
+    for metric in ("test/acc", "test/acc5", "val/acc", "last/test/acc", "last/test/acc5", "last/val/acc"):
         assert 0.0 <= record[metric] <= 1.0
-    assert record["test/acc5"] >= record["test/acc"]
-    assert record["best/val/acc"] >= record["val/acc"] - 1e-9
-    assert record["best/epoch"] in (0, 1)
+    assert record["test/acc5"] >= record["test/acc"] and record["last/test/acc5"] >= record["last/test/acc"]
+    # selection: the best validation accuracy's checkpoint; the last one is reported under last/
+    assert record["selection"] == {"rule": "best validation accuracy", "monitor": "val/acc", "mode": "max"}
+    assert record["val/acc"] >= record["last/val/acc"] - 1e-9
+    assert record["selected_epoch"] in (0, 1)
+    if record["selected_epoch"] == 1:  # the best checkpoint is the last one: one set of numbers
+        assert record["test/acc"] == record["last/test/acc"]
+    assert record["schema"] == 2 and record["coordinates"] == {} and record["protocol"] == {}
+    assert record["table_axis"] == {"key": "batch_size", "label": "batch size per device", "coordinates": []}
+    assert (record["axis_value"], record["axis_label"], record["axis_order"]) == (8, "bs=8", 8)
+    assert [d["name"] for d in record["metric_declarations"]] == ["test/acc", "test/acc5"] == record["report_metrics"]
+    assert record["metric_declarations"][0]["primary"] and record["metric_declarations"][0]["unit"] == "fraction"
     assert record["wall_time_s"] > 0 and record["train_images_per_s"] > 0
     norm_slug = str(resolved.spec).replace(":", "_").replace(",", "_")
     assert outcome.run_dir.name == f"classification-fashion_mnist-resnet8-{norm_slug}-bs8-s0"
@@ -182,8 +193,7 @@ def test_bgn_groups_that_do_not_fit_the_feature_maps_are_refused_before_training
     err = capsys.readouterr().err
     assert code == 2
     assert "model resnet8 on 1x28x28 fashion_mnist inputs" in err and "num_groups=128 does not divide" in err
-    record = record_of(next(tmp_path.iterdir()))
-    assert record["status"] == "failed" and record["steps"] == 0
+    assert not any(tmp_path.iterdir())  # no run directory, no record: a sweep rerun does not retry it
 
 
 def test_reusing_a_run_directory_with_another_config_is_refused(tmp_path: Path, capsys) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.config import ConfigError
+from tasks.classification.module import ClassificationModule
+from tasks.runner.errors import ConfigError
 from tasks.runner.record import write_json_atomic
 from tasks.sweep import command as sweep_cmd
 from tasks.sweep.command import sweep_command
@@ -132,18 +133,41 @@ def test_bad_sweep_files_give_one_clear_error(tmp_path: Path, fields, message, c
     assert message in capsys.readouterr().err
 
 
-def test_local_launcher_runs_in_process_and_a_failure_does_not_stop_the_sweep(tmp_path: Path, capsys) -> None:
-    path = write_sweep(tmp_path, norms=["bn", "bgn:num_groups=128"], batch_sizes=[8], seeds=[0])
+def test_local_launcher_runs_in_process_and_a_failure_does_not_stop_the_sweep(tmp_path: Path, capsys,
+                                                                             monkeypatch) -> None:
+    original = ClassificationModule.training_step
+
+    def fails_for_gn(self, batch, batch_idx):
+        if self.hparams["norm"].startswith("gn"):
+            raise RuntimeError("simulated failure of the gn run")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(ClassificationModule, "training_step", fails_for_gn)
+    path = write_sweep(tmp_path, norms=["bn", "gn"], batch_sizes=[8], seeds=[0])
     assert sweep_command([str(path)]) == 1
     out = capsys.readouterr().out
     assert "1 finished, 0 skipped (done before), 1 failed" in out
-    assert "num_groups=128 does not divide" in out
+    assert "RuntimeError: simulated failure of the gn run" in out
+    assert "[2/2]" in out and "1 failed so far" in out  # the progress line
     records = sorted((tmp_path / "runs" / "t").glob("*/result.json"))
     statuses = sorted(json.loads(p.read_text())["status"] for p in records)
     assert statuses == ["failed", "finished"]
     # a rerun retries the failed run (which fails again) and skips the finished one
     assert sweep_command([str(path)]) == 1
     assert "0 finished, 1 skipped (done before), 1 failed" in capsys.readouterr().out
+
+
+def test_a_bgn_group_count_that_does_not_fit_is_an_invalid_grid_point(tmp_path: Path, capsys) -> None:
+    path = write_sweep(tmp_path, norms=["bn", "bgn:num_groups=128"], batch_sizes=[8], seeds=[0],
+                       overrides={"trainer.epochs": 1})
+    runs = expand_sweep(load_sweep(path))
+    assert [r.state for r in runs] == ["new", "invalid"]
+    assert "num_groups=128 does not divide" in runs[1].reason
+    assert sweep_command([str(path)]) == 1  # invalid points make the sweep exit 1
+    out = capsys.readouterr().out
+    assert "1 finished, 0 skipped (done before), 1 invalid" in out
+    assert "invalid  classification bgn:num_groups=128 bs8 s0: model resnet8 on 1x28x28 fashion_mnist" in out
+    assert [p.name for p in (tmp_path / "runs" / "t").iterdir()] == [runs[0].run_dir.name]  # nothing for it on disk
 
 
 def test_parallel_workers_and_submitit_local_give_the_same_records(tmp_path: Path) -> None:

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from tasks.classification.task import CLASSIFICATION
-from tasks.logging_setup import loggers_factory
-from tasks.run_command import parse_config
+from tasks.runner.parse import parse_config
 from tasks.runner.run import execute
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +26,7 @@ def test_offline_wandb_run_is_written_into_the_run_directory(tmp_path: Path, mon
          "--norm", "bgn:num_groups=2", "--sweep", "wb", "--trainer.epochs", "1"],
         raise_errors=True,
     )
-    outcome = execute(cfg, CLASSIFICATION, loggers_factory=loggers_factory)
+    outcome = execute(cfg, CLASSIFICATION)
     assert outcome.status == "finished", outcome.message
     record = json.loads((outcome.run_dir / "result.json").read_text())
     assert record["wandb_mode"] == "offline"

@@ -1,0 +1,33 @@
+"""The classification run configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..data.config import DataConfig
+from ..models.config import ModelConfig
+from ..optim import OptimConfig
+from ..runner.checks import between, checked
+from ..runner.config import RunConfig
+
+__all__ = ["ClassificationConfig"]
+
+
+@dataclass
+class ClassificationConfig(RunConfig):
+    """Image classification run: a ResNet with the norm under test in every slot, trained with SGD.
+
+    Example:
+        >>> from tasks.classification.config import ClassificationConfig
+        >>> cfg = ClassificationConfig(norm="bgn:num_groups=4", batch_size=16)
+        >>> cfg.model.name, cfg.optim.schedule
+        ('resnet20', 'cosine')
+
+    Attributes:
+        label_smoothing: label smoothing of the cross-entropy loss.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    label_smoothing: float = checked(0.0, between(0, 1, high_open=True))

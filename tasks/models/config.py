@@ -1,0 +1,24 @@
+"""The ``model`` section of tasks that train one of the shared ResNets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..runner.checks import checked, positive_int
+
+__all__ = ["ModelConfig"]
+
+
+@dataclass
+class ModelConfig:
+    """Network.
+
+    Attributes:
+        name: resnet8/14/20/32/44/56/110 (CIFAR-style) or resnet18/34/50 (torchvision, ImageNet).
+        width: channels of the first stage of a CIFAR-style ResNet.
+        zero_init_residual: start every residual branch's last norm with gamma = 0.
+    """
+
+    name: str = "resnet20"
+    width: int = checked(16, positive_int)
+    zero_init_residual: bool = False

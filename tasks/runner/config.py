@@ -1,0 +1,112 @@
+"""The part of a run's configuration that every task shares (dataclasses parsed by jsonargparse).
+
+A task's config class subclasses :class:`RunConfig` and adds its own sections
+(classification: ``data``, ``model``, ``optim``; NAS: a search and a retrain
+optimizer; few-shot: ways and shots; ...). Everything here is what the run
+machinery itself needs: the norm, the batch, the seed, where outputs go, the
+trainer and W&B. Field docstrings become the ``--help`` text; ``Literal`` types
+and :func:`~tasks.runner.checks.checked` rules refuse bad values before anything
+runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Optional, Union
+
+from .checks import Rule, at_least, checked, non_negative_int, positive_int
+from .errors import ConfigError
+
+__all__ = ["ConfigError", "TrainerConfig", "WandbConfig", "RunConfig", "config_to_dict", "PRECISIONS"]
+
+PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
+_DEVICES = Rule(lambda v: v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and (v == -1 or v >= 1)),
+                "an integer >= 1, -1 (every visible GPU) or auto")
+_MAX_STEPS = Rule(lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == -1 or v >= 1),
+                  "-1 (no limit) or an integer >= 1")
+
+
+@dataclass
+class TrainerConfig:
+    """Training length, devices and precision (passed to Lightning's Trainer).
+
+    Attributes:
+        epochs: training epochs (of the task's main training stage).
+        max_steps: stop after this many training steps (batches); -1: no limit.
+        accelerator: auto, cpu, gpu (cuda) or mps.
+        devices: devices per node (batch_size is per device); -1 or auto: every visible GPU.
+        num_nodes: nodes (SLURM).
+        strategy: auto or ddp (multi-device runs use DDP; spawn-based strategies are refused).
+        precision: 32-true, 16-mixed, bf16-mixed, ...
+        sync_norm: synchronize batch statistics across devices (SyncBN, synced BGN).
+        threads: torch intra-op threads on CPU (0: torch's default).
+        log_every_n_steps: how often per-step metrics are written.
+        checkpoint_every_n_steps: also save last.ckpt every n steps (0: at epoch ends only).
+        deterministic: ask torch for deterministic algorithms.
+    """
+
+    epochs: int = checked(30, positive_int)
+    max_steps: int = checked(-1, _MAX_STEPS)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: Union[int, Literal["auto"]] = checked(1, _DEVICES)
+    num_nodes: int = checked(1, positive_int)
+    strategy: str = "auto"
+    precision: Literal["32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true"] = "32-true"
+    sync_norm: bool = False
+    threads: int = checked(0, non_negative_int)
+    log_every_n_steps: int = checked(50, positive_int)
+    checkpoint_every_n_steps: int = checked(0, non_negative_int)
+    deterministic: bool = False
+
+
+@dataclass
+class WandbConfig:
+    """Weights & Biases logging (off by default; NORMBENCH_WANDB=1 turns it on).
+
+    Attributes:
+        enabled: log this run to W&B.
+        project: W&B project.
+        entity: W&B entity (user or team); default: the logged-in user's.
+        mode: online, offline, disabled or auto (online with an API key, else offline into the run directory).
+        tags: extra tags (the sweep name is always added).
+    """
+
+    enabled: bool = False
+    project: str = "normbench"
+    entity: Optional[str] = None
+    mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunConfig:
+    """One run: a task, a normalization, a batch size and a seed.
+
+    Attributes:
+        norm: normalization spec, e.g. bn, gn, bgn:num_groups=4 (or a mapping {name: bgn, num_groups: 4}).
+        batch_size: batch size per device; what it counts is the task's to say (see docs/tasks.md).
+        seed: random seed of initialization, data order and augmentation.
+        profile: quick, full, paper or custom (recorded; set by the shipped configs).
+        out_dir: where run directories go.
+        sweep: sweep name; runs then go to out_dir/<sweep>/<run_id>.
+        run_name: directory name (default: derived from the task, its grid coordinates, norm, batch size and seed).
+        coordinate_keys: dotted config keys that also identify the run (run id, W&B group, report tables), beyond
+            the task's own coordinates; a sweep's grid sets this for the keys it varies.
+    """
+
+    norm: Union[str, dict[str, Any]] = "bn"
+    batch_size: int = checked(128, positive_int)
+    seed: int = checked(0, at_least(0))
+    profile: Literal["quick", "full", "paper", "custom"] = "custom"
+    out_dir: str = "runs"
+    sweep: Optional[str] = None
+    run_name: Optional[str] = None
+    coordinate_keys: list[str] = field(default_factory=list)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict of a config dataclass (for config.yaml and comparisons)."""
+    return asdict(cfg)
+

@@ -1,0 +1,71 @@
+"""The fields that identify a run and place it in a table: one function, used by the record and W&B.
+
+Everything here is computed from the config and the task's declarations alone,
+before training, so a record written for a failed run has them too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from normlayers import resolve_norm
+
+from .config import RunConfig
+from .prepare import coordinates_of
+from .task import Task
+from .world import world_size_of
+
+__all__ = ["identity_fields", "declaration_fields"]
+
+
+def identity_fields(cfg: RunConfig, task: Task) -> dict[str, Any]:
+    """Grid coordinates, norm metadata, batch and process topology of a run (record order)."""
+    resolved = resolve_norm(cfg.norm)
+    dataset, model = task.identity(cfg)
+    world = world_size_of(cfg)
+    batch = task.normalization_batch(cfg)
+    group = resolved.entry.group_param
+    return {
+        "task": task.name,
+        "dataset": dataset,
+        "model": model,
+        "coordinates": coordinates_of(cfg, task),
+        "norm": str(resolved.spec),
+        "norm_name": resolved.entry.name,
+        "norm_label": resolved.label,
+        "norm_num_groups": resolved.kwargs.get(group) if group else None,
+        "norm_args": resolved.kwargs,
+        "uses_batch_stats": resolved.entry.uses_batch_stats,
+        "batch_size": batch,
+        "batch_size_meaning": task.batch_size_meaning,
+        "world_size": world,
+        "global_batch_size": batch * world,
+        "sync_norm": cfg.trainer.sync_norm,
+        "seed": cfg.seed,
+        "profile": cfg.profile,
+        "epochs": cfg.trainer.epochs,
+        "precision": cfg.trainer.precision,
+    }
+
+
+def declaration_fields(cfg: RunConfig, task: Task) -> dict[str, Any]:
+    """What the results mean: metric declarations, table axis, selection rule, norm protocol."""
+    metrics = task.metrics(cfg)
+    primary = [m for m in metrics if m.primary]
+    if len(primary) != 1:
+        raise ValueError(f"task {task.name} must declare exactly one primary metric, got {len(primary)}")
+    point = task.axis_point(cfg)
+    return {
+        "primary_metric": primary[0].name,
+        "primary_mode": primary[0].direction,
+        "report_metrics": [m.name for m in metrics],
+        "metric_declarations": [m.declaration() for m in metrics],
+        "table_axis": task.table_axis.declaration(),
+        "axis_value": point.value,
+        "axis_label": point.label,
+        "axis_order": point.order,
+        "axis_average": task.table_axis.average,
+        "selection": task.selection(cfg).declaration(),
+        "protocol": task.protocol(cfg),
+        "images_per_step": task.stages(cfg)[-1].images_per_step,
+    }

@@ -1,0 +1,129 @@
+"""Everything that can be checked before a run touches the disk: one place, the same for every task.
+
+:func:`prepare` is what ``normbench run`` and a sweep's expansion call, so a
+grid point that would be refused at run time is listed as invalid by
+``normbench sweep --dry-run`` already. Order: field rules, the norm spec,
+shared rules (batch statistics, devices, strategy, synchronization), the task's
+own checks, then the dry forward pass, whose verdict is cached per model
+configuration (a sweep's seeds and batch sizes share it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from normlayers import NormSpecError, ResolvedNorm, resolve_norm
+
+from .checks import check_fields, suggest
+from .config import RunConfig, config_to_dict
+from .errors import ConfigError
+from .task import Task
+from .world import gpu_count, resolve_devices, uses_gpus
+
+__all__ = ["prepare", "check_batch_statistics", "check_trainer", "coordinates_of"]
+
+# Config sections that never change a network's shapes: left out of the dry-run cache key.
+_NOT_SHAPE = ("seed", "out_dir", "sweep", "run_name", "trainer", "wandb", "coordinate_keys", "profile")
+_dry_run_verdicts: dict[tuple[str, str], str | None] = {}
+
+
+def check_batch_statistics(resolved: ResolvedNorm, per_device_batch: int) -> None:
+    """Batch statistics of one sample are undefined (BN's variance is 0/0): refuse them."""
+    if resolved.entry.uses_batch_stats and per_device_batch < 2:
+        raise ConfigError(
+            f"norm {resolved.label} uses batch statistics, which are undefined for a batch of 1 per device "
+            f"(batch_size={per_device_batch}); use batch_size >= 2 or a batch-independent norm (in, ln, gn, pn)"
+        )
+
+
+def _check_strategy(strategy: str) -> None:
+    if "spawn" in strategy:
+        raise ConfigError(
+            f"trainer.strategy={strategy}: spawn-based strategies keep the training state in the child "
+            "processes, so the run record would be incomplete; use ddp"
+        )
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    known = ["auto", *StrategyRegistry.available_strategies()]
+    if strategy not in known:
+        choices = ", ".join(s for s in known if "spawn" not in s)
+        raise ConfigError(f"trainer.strategy={strategy!r} is unknown{suggest(strategy, known)}; choose one of {choices}")
+
+
+def check_trainer(cfg: RunConfig, resolved: ResolvedNorm) -> None:
+    """Devices, strategy and synchronized statistics: rules that hold for every task."""
+    trainer = cfg.trainer
+    _check_strategy(trainer.strategy)
+    if trainer.accelerator in ("gpu", "cuda") and gpu_count() == 0:
+        raise ConfigError(f"trainer.accelerator={trainer.accelerator} but no GPU is visible; use cpu or auto")
+    world = resolve_devices(trainer) * trainer.num_nodes
+    if trainer.sync_norm:
+        if not resolved.entry.syncable:
+            raise ConfigError(
+                f"trainer.sync_norm=true with norm {resolved.label}: it has no batch statistics to synchronize "
+                "(syncable norms: those whose registry entry says syncable, e.g. bn, bgn)")
+        if world > 1 and not uses_gpus(trainer) and not _syncs_on_cpu(resolved):
+            raise ConfigError(
+                f"trainer.sync_norm with {resolved.label} needs GPUs (torch's SyncBatchNorm refuses CPU tensors); "
+                "synced bgn works on CPU")
+
+
+def _syncs_on_cpu(resolved: ResolvedNorm) -> bool:
+    # BGN synchronizes with its own collectives (gloo works); BN relies on torch's SyncBatchNorm (NCCL only).
+    return resolved.entry.name != "bn"
+
+
+def _lookup(cfg: Any, dotted: str) -> Any:
+    value = cfg
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(value) or part not in {f.name for f in dataclasses.fields(value)}:
+            names = [f.name for f in dataclasses.fields(value)] if dataclasses.is_dataclass(value) else []
+            raise ConfigError(f"coordinate_keys: {dotted!r} is not a config key{suggest(part, names)}")
+        value = getattr(value, part)
+    return value
+
+
+def coordinates_of(cfg: RunConfig, task: Task) -> dict[str, Any]:
+    """The task's grid coordinates plus the values of ``cfg.coordinate_keys`` (scalars only)."""
+    coords = dict(task.coordinates(cfg))
+    for key in cfg.coordinate_keys:
+        value = _lookup(cfg, key)
+        if not isinstance(value, (str, int, float, bool)) or value is None:
+            raise ConfigError(f"coordinate_keys: {key} has the non-scalar value {value!r}; only scalar keys can be coordinates")
+        coords.setdefault(key, value)
+    return coords
+
+
+def _dry_run_cached(cfg: RunConfig, task: Task) -> None:
+    shape_config = {k: v for k, v in config_to_dict(cfg).items() if k not in _NOT_SHAPE}
+    key = (task.name, json.dumps(shape_config, sort_keys=True, default=str))
+    if key not in _dry_run_verdicts:
+        try:
+            task.dry_run(cfg)
+            _dry_run_verdicts[key] = None
+        except ConfigError as exc:
+            _dry_run_verdicts[key] = str(exc)
+    verdict = _dry_run_verdicts[key]
+    if verdict is not None:
+        raise ConfigError(verdict)
+
+
+def prepare(cfg: RunConfig, task: Task, *, dry_run: bool = True) -> RunConfig:
+    """Check ``cfg`` for ``task`` and return it with the norm in canonical form; ConfigError if refused."""
+    if not isinstance(cfg, task.config_class):
+        raise ConfigError(f"task {task.name} needs a {task.config_class.__name__}, got {type(cfg).__name__}")
+    check_fields(cfg)
+    try:
+        resolved = resolve_norm(cfg.norm)
+    except NormSpecError as exc:
+        raise ConfigError(str(exc)) from None
+    cfg = dataclasses.replace(cfg, norm=str(resolved.spec))
+    check_trainer(cfg, resolved)
+    task.validate(cfg)
+    check_batch_statistics(resolved, task.normalization_batch(cfg))
+    coordinates_of(cfg, task)
+    if dry_run:
+        _dry_run_cached(cfg, task)
+    return cfg
