@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 import tasks.data.fashion_mnist as fm
-from tasks.data.config import DataConfig
 from tasks.data import cifar
+from tasks.data.config import DataConfig
 from tasks.data.datamodule import ImageDataModule
 from tasks.data.errors import DataCorruptError, DataError, DataMissingError
 from tasks.data.idx import read_idx, write_idx
