@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import lightning as L
 from torch import nn
 
@@ -64,6 +66,14 @@ class ClassificationTask(Task):
         return build_model(cfg.model.name, norm=str(cfg.norm), num_classes=info.num_classes,
                            in_channels=info.channels, width=cfg.model.width,
                            zero_init_residual=cfg.model.zero_init_residual)
+
+    def shrink(self, cfg: RunConfig) -> RunConfig:
+        assert isinstance(cfg, ClassificationConfig)
+        cfg = super().shrink(cfg)
+        data = dataclasses.replace(cfg.data, val_size=64, fraction=min(cfg.data.fraction, 0.003),
+                                   test_fraction=min(cfg.data.test_fraction, 0.01), eval_batch_size=64, num_workers=0)
+        model = dataclasses.replace(cfg.model, name="resnet8", width=4)
+        return dataclasses.replace(cfg, data=data, model=model)
 
     def build(self, cfg: RunConfig, stage: Stage, earlier: dict[str, StageResult]
               ) -> tuple[L.LightningModule, L.LightningDataModule]:

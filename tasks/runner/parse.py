@@ -68,9 +68,19 @@ def config_parser(task: "Task", raise_errors: bool = False) -> ArgumentParser:
     return parser
 
 
+_parsers: dict[tuple[str, bool], ArgumentParser] = {}
+
+
 def parse_config(task: "Task", args: Sequence[str], raise_errors: bool = False) -> RunConfig:
-    """Config of ``task`` from command-line style ``args`` (``--config FILE``, ``--key value``)."""
-    parser = config_parser(task, raise_errors)
+    """Config of ``task`` from command-line style ``args`` (``--config FILE``, ``--key value``).
+
+    Parsers are built once per task (building one costs more than parsing), so a sweep's
+    expansion stays fast.
+    """
+    key = (task.name, raise_errors)
+    if key not in _parsers or _parsers[key].prog != f"normbench run {task.name}":
+        _parsers[key] = config_parser(task, raise_errors)
+    parser = _parsers[key]
     namespace = parser.instantiate(parser.parse_args(list(args)))
     fields = {f.name for f in dataclasses.fields(task.config_class)}
     return task.config_class(**{k: v for k, v in vars(namespace).items() if k in fields})

@@ -24,8 +24,9 @@ from .world import gpu_count, resolve_devices, uses_gpus
 
 __all__ = ["prepare", "check_batch_statistics", "check_trainer", "coordinates_of"]
 
-# Config sections that never change a network's shapes: left out of the dry-run cache key.
-_NOT_SHAPE = ("seed", "out_dir", "sweep", "run_name", "trainer", "wandb", "coordinate_keys", "profile")
+# Config entries that never change a network's shapes: left out of the dry-run cache key (the dry
+# pass always runs at batch 2, so the batch size is left out too).
+_NOT_SHAPE = ("seed", "batch_size", "out_dir", "sweep", "run_name", "trainer", "wandb", "coordinate_keys", "profile")
 _dry_run_verdicts: dict[tuple[str, str], str | None] = {}
 
 

@@ -11,6 +11,7 @@ checkpoints and resume, selected-vs-last evaluation and the run record.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -256,6 +257,15 @@ class Task:
     def record_extras(self, cfg: RunConfig, results: list[StageResult]) -> dict[str, Any]:
         """Task-specific record fields computed from the finished stages (default: none)."""
         return {}
+
+    # --- tests --------------------------------------------------------------------------------------
+    def shrink(self, cfg: RunConfig) -> RunConfig:
+        """A seconds-long version of ``cfg`` for tests: the same code paths on tiny data, model and schedule.
+
+        The default shortens training only; tasks shrink their data and model too.
+        """
+        trainer = dataclasses.replace(cfg.trainer, epochs=min(cfg.trainer.epochs, 2), log_every_n_steps=5)
+        return dataclasses.replace(cfg, trainer=trainer)
 
 
 def finite_metrics(values: dict[str, Any]) -> dict[str, float]:
