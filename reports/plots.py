@@ -115,8 +115,8 @@ def figure_stem(table: Table) -> str:
     return f"{table.name}__vs_{table.context.axis}"
 
 
-def plot_vs_axis(table: Table, out_dir: Path) -> list[Path]:
-    """Metric vs the table axis, one line per norm with a band of the table's ±."""
+def draw_vs_axis(table: Table) -> Figure:
+    """The figure of :func:`plot_vs_axis`, unsaved (tests read its axes)."""
     scale = table.decl.scale
     positions = _positions(table)
     with matplotlib.rc_context(_STYLE):
@@ -136,7 +136,13 @@ def plot_vs_axis(table: Table, out_dir: Path) -> list[Path]:
         ax.set_ylabel(_axis_label(table.decl))
         ax.set_title(f"{table.dataset} / {table.model}")
         _finish(fig, ax)
-        return _save(fig, out_dir, figure_stem(table))
+    return fig
+
+
+def plot_vs_axis(table: Table, out_dir: Path) -> list[Path]:
+    """Metric vs the table axis, one line per norm with a band of the table's ±; PNG and SVG paths."""
+    with matplotlib.rc_context(_STYLE):
+        return _save(draw_vs_axis(table), out_dir, figure_stem(table))
 
 
 def bgn_rows(table: Table) -> list[Row]:
