@@ -68,19 +68,34 @@ def load_record(path: Path) -> RunRecord:
     return parse_record(data, path)
 
 
+_PRIMARY = "(primary)"  # key of the table's primary metric in the declaration register
+
+
 def _disagreement(record: RunRecord, declared: dict[tuple[Context, str], tuple[MetricDeclaration, Path]]) -> str | None:
     """Why `record` cannot share tables with the records before it, or None.
 
-    Runs of one table that declare a metric differently (another unit, direction
-    or primary) cannot be averaged: the first record (by path) defines the table.
+    Runs of one table that declare a metric differently (another unit, direction,
+    label, interval or primary flag), or name different primaries, cannot be
+    averaged: the first record (by path) defines the table.
     """
     context = record.context
+    earlier = declared.get((context, _PRIMARY))
+    if earlier is not None and earlier[0].name != record.primary.name:
+        return (f"declares primary metric {record.primary.name!r}, but {earlier[1]} declares "
+                f"{earlier[0].name!r} for the same table (runs that disagree on a metric are never averaged)")
     for decl in record.declarations:
         earlier = declared.get((context, decl.name))
         if earlier is not None and earlier[0] != decl:
             return (f"declares metric {decl.name!r} as {decl.describe()}, but {earlier[1]} declares it as "
                     f"{earlier[0].describe()} for the same table (runs that disagree on a metric are never averaged)")
     return None
+
+
+def _register(record: RunRecord, declared: dict[tuple[Context, str], tuple[MetricDeclaration, Path]]) -> None:
+    context = record.context
+    declared.setdefault((context, _PRIMARY), (record.primary, record.path))
+    for decl in record.declarations:
+        declared.setdefault((context, decl.name), (decl, record.path))
 
 
 def _walk(directory: Path, skip: set[Path], results: list[Path], incomplete: list[Path]) -> bool:
@@ -140,8 +155,7 @@ def collect_runs(root: Path | str, exclude: list[Path] | None = None) -> Collect
             collection.problems.append(f"skipped {path}: {conflict}")
             continue
         seen[key] = path
-        for decl in record.declarations:
-            declared.setdefault((record.context, decl.name), (decl, path))
+        _register(record, declared)
         collection.records.append(record)
         collection.warnings.extend(record.notes)
     collection.incomplete.sort()

@@ -162,3 +162,14 @@ def test_records_that_disagree_on_a_metric_are_not_averaged(tmp_path: Path, writ
     (problem,) = collection.problems
     assert problem.startswith(f"skipped {second}: declares metric 'test/acc' as max/percent/")
     assert f"but {first} declares it as max/fraction/" in problem and "never averaged" in problem
+
+
+def test_records_that_name_different_primaries_are_not_averaged(tmp_path: Path, write_record) -> None:
+    first = write_record("bn", 2, 0, acc=0.9)
+    second = write_record("bn", 2, 1, acc=None, metric_declarations=[declare("test/acc5", primary=True)],
+                          **{"test/acc5": 0.99})
+    collection = collect_runs(tmp_path / "runs")
+    assert [r.path for r in collection.records] == [first]
+    assert collection.problems == [
+        f"skipped {second}: declares primary metric 'test/acc5', but {first} declares 'test/acc' for the same "
+        "table (runs that disagree on a metric are never averaged)"]
