@@ -2,9 +2,11 @@
 
 The x axis is the task's declared table axis: log2 batch size when the axis is
 the batch size, otherwise evenly spaced categories labelled with the columns'
-labels ("5-way 1-shot", "F-MNIST→F-MNIST-M"), in axis order. The y axis says
-the metric's declared label and unit; bands are the table's ± (sample std, or
-the 95% interval of an interval metric).
+labels ("5-way 1-shot", "F-MNIST→F-MNIST-M"), in axis order, with markers and
+error bars only (a line between two domain pairs would suggest a trend that is
+not there). The y axis says the metric's declared label and unit; bands and
+error bars are the table's ± (sample std, or the 95% interval of an interval
+metric).
 
 Sized for one column of a two-column paper (3.4 x 2.5 in, 8 pt text) and saved
 as PNG (200 dpi, for the index page) and SVG (for the paper). Drawing uses an
@@ -41,6 +43,7 @@ _STYLE = {
     ]),
 }
 _MARKERS = "osD^v<>ph*"
+_DODGE = 0.08  # horizontal offset between norms on a categorical axis (column width 1)
 
 
 def _axis_label(decl: MetricDeclaration) -> str:
@@ -125,9 +128,16 @@ def draw_vs_axis(table: Table) -> Figure:
             x, mean, lo, hi = _series([(p, row.cells.get(c.value)) for p, c in positions], scale)  # type: ignore[arg-type]
             if not x:
                 continue
-            style = "--" if row.norm == "bn" else "-"
-            (line,) = ax.plot(x, mean, style, marker=_MARKERS[i % len(_MARKERS)], label=row.label)
-            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+            marker = _MARKERS[i % len(_MARKERS)]
+            if table.on_batch_axis:
+                style = "--" if row.norm == "bn" else "-"
+                (line,) = ax.plot(x, mean, style, marker=marker, label=row.label)
+                ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+            else:  # separate categories: no line or band between them, norms side by side
+                shift = (i - (len(table.rows) - 1) / 2) * _DODGE
+                ax.errorbar([v + shift for v in x], mean, yerr=[[m - a for m, a in zip(mean, lo)],
+                            [b - m for m, b in zip(mean, hi)]], fmt=marker, capsize=1.5, elinewidth=0.8,
+                            label=row.label)
         if table.on_batch_axis:
             _log2_x(ax, [int(p) for p, _ in positions])
         else:
@@ -140,7 +150,7 @@ def draw_vs_axis(table: Table) -> Figure:
 
 
 def plot_vs_axis(table: Table, out_dir: Path) -> list[Path]:
-    """Metric vs the table axis, one line per norm with a band of the table's ±; PNG and SVG paths."""
+    """Metric vs the table axis, one series per norm with the table's ±; PNG and SVG paths."""
     with matplotlib.rc_context(_STYLE):
         return _save(draw_vs_axis(table), out_dir, figure_stem(table))
 

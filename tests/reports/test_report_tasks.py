@@ -157,8 +157,16 @@ def test_categorical_axis_plot(fewshot_runs: Path, tmp_path: Path) -> None:
     assert ax.get_xscale() == "linear" and ax.get_xlim() == (-0.5, 1.5)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["5-way 1-shot", "5-way 5-shot"]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("ways/shots", "mean episode accuracy (%)")
-    bn = ax.lines[0]
-    assert list(bn.get_xdata()) == [0.0, 1.0] and list(bn.get_ydata()) == pytest.approx([61.0, 75.0])
+    # one marker series per norm, dodged around each column (4 rows: offsets -0.12, -0.04, 0.04, 0.12)
+    series = [bars.lines[0] for bars in ax.containers]  # the data line of each norm's error bars
+    assert [bars.get_label() for bars in ax.containers] == ["BN", "LN", "GN (G=32)", "BGN (G=1)"]
+    assert all(line.get_linestyle() == "None" for line in series)  # no line between categories
+    assert list(series[0].get_xdata()) == pytest.approx([-0.12, 0.88])
+    assert list(series[0].get_ydata()) == pytest.approx([61.0, 75.0])
+    assert list(series[1].get_xdata()) == pytest.approx([-0.04])  # LN failed at 5-shot: no point
+    bars = ax.containers[0].lines[2][0].get_segments()  # BN's error bars: mean ± the 95% half-widths
+    assert [tuple(seg[:, 1]) for seg in bars] == [pytest.approx((61 - 2.4841, 61 + 2.4841), abs=1e-3),
+                                                  pytest.approx((74.2, 75.8))]
     paths = plot_tables([table], tmp_path / "plots")[table.name]
     assert [p.name for p in paths] == [f"{PROTONET}__vs_ways_shots.png", f"{PROTONET}__vs_ways_shots.svg"]
 
