@@ -138,7 +138,8 @@ class Context:
         if self.batch_size is not None:
             words.append(f"bs={self.batch_size}")
         words += [f"{k}={format_scalar(v)}" for k, v in self.protocol]
-        words += [f"{name}={format_scalar(getattr(self, name))}" for name in RUN_SETTINGS if name in set(varying)]
+        shown = set(varying)
+        words += [f"{name}={format_scalar(getattr(self, name))}" for name in RUN_SETTINGS if name in shown]
         return tuple(words)
 
 

@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
 
-from .record import Context, MetricDeclaration, RunRecord, Scalar, scalar_order, varying_settings
+from .record import Context, MetricDeclaration, RunRecord, Scalar, TableAxis, scalar_order, varying_settings
 from .stats import CellStats, ContextInfo, aggregate, describe_contexts
 
 # Task order of the paper; unknown tasks follow alphabetically.
@@ -230,8 +230,6 @@ def _rows(members: list[CellStats], columns: tuple[Column, ...], average: bool) 
 
 def _fallback_info(cells: list[CellStats]) -> ContextInfo:
     """Without records: metrics alphabetically (the declared primary first) and a plain axis."""
-    from .record import TableAxis
-
     decls = sorted({c.metric: c.decl for c in cells}.values(), key=lambda d: (not d.primary, d.name))
     key = cells[0].context.axis
     return ContextInfo(tuple(decls), TableAxis(key, "batch size per device" if key == "batch_size" else key), False)
