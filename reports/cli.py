@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out if args.out is not None else runs_dir / "report"
 
     collection = collect_runs(runs_dir, exclude=[out])
-    for problem in collection.problems:
+    for problem in collection.problems + collection.warnings:
         print(f"{PROG}: warning: {problem}", file=sys.stderr)
     if not collection.records:
         return _fail(_no_records_message(collection), 2)

@@ -2,22 +2,27 @@
 
 The reporter reads records and nothing else (docs/run-record.md). A sweep can be
 half done or contain a broken file, and a report is most useful exactly then, so
-this module never raises on one bad record: it validates the fields the reporter
-uses, skips a malformed record with a message naming the file and the key, and
-lists run directories that have no record yet so the index can say how many runs
-are still incomplete.
+this module never raises on one bad record: it validates it
+(:func:`reports.schema.parse_record`, schemas 1 and 2), skips a malformed record
+with a message naming the file and the key, and lists run directories that have
+no record yet so the index can say how many runs are still incomplete.
+
+Two records that would be averaged as seeds of one cell must agree on
+everything but the seed, so the duplicate check and the declaration check use
+the full grid key (:attr:`RunRecord.grid_key`), not the (task, norm, batch size)
+of schema 1.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SUPPORTED_SCHEMA = 1
-STATUSES = ("finished", "failed", "diverged")
+from .record import Context, MetricDeclaration, RecordError, RunRecord
+from .schema import STATUSES, SUPPORTED_SCHEMAS, parse_record
+
 RESULT_FILE = "result.json"
 
 # Files that only a run directory holds (written before result.json); a directory
@@ -27,159 +32,27 @@ _RUN_MARKERS = ("config.yaml", "metrics.csv", "checkpoints")
 # run markers (W&B offline runs keep their own config.yaml).
 _SKIP_DIRS = {"checkpoints", "wandb", "__pycache__"}
 
-# key -> allowed types, for the fields the reporter reads. bool is excluded from
-# int explicitly below because isinstance(True, int) holds.
-_REQUIRED: dict[str, tuple[type, ...]] = {
-    "schema": (int,),
-    "run_id": (str,),
-    "task": (str,),
-    "dataset": (str,),
-    "model": (str,),
-    "norm": (str,),
-    "norm_name": (str,),
-    "norm_label": (str,),
-    "norm_num_groups": (int, type(None)),
-    "batch_size": (int,),
-    "seed": (int,),
-    "status": (str,),
-    "primary_metric": (str,),
-    "primary_mode": (str,),
-    "report_metrics": (list,),
-}
-_OPTIONAL: dict[str, tuple[type, ...]] = {
-    "sweep": (str, type(None)),
-    "error": (str, type(None)),
-}
-
-
-class RecordError(ValueError):
-    """A result.json that cannot be used; the message names the file and the key."""
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """The fields of one run record that the reporter uses, plus the raw record."""
-
-    path: Path
-    run_id: str
-    sweep: str | None
-    task: str
-    dataset: str
-    model: str
-    norm: str
-    norm_name: str
-    norm_label: str
-    norm_num_groups: int | None
-    batch_size: int
-    seed: int
-    status: str
-    error: str | None
-    primary_metric: str
-    primary_mode: str
-    report_metrics: tuple[str, ...]
-    metrics: dict[str, float]
-    raw: dict[str, Any] = field(repr=False, compare=False)
-
-    @property
-    def finished(self) -> bool:
-        return self.status == "finished"
-
 
 @dataclass
 class Collection:
-    """Everything found under a runs folder."""
+    """Everything found under a runs folder.
+
+    `problems` are skipped records (counted as malformed); `warnings` are notes
+    about records that were kept, such as a schema-1 metric left out.
+    """
 
     root: Path
     records: list[RunRecord] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     incomplete: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.records if r.status == status)
 
 
-def _type_name(types: tuple[type, ...]) -> str:
-    names = {int: "int", str: "str", list: "list", float: "float", type(None): "null"}
-    return " or ".join(names.get(t, t.__name__) for t in types)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_type(path: Path, data: dict[str, Any], key: str, types: tuple[type, ...]) -> None:
-    value = data[key]
-    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-    if not ok:
-        raise RecordError(
-            f"{path}: key {key!r} must be {_type_name(types)}, got {type(value).__name__} {value!r}"
-        )
-
-
-def parse_record(data: Any, path: Path) -> RunRecord:
-    """Validate a decoded result.json and keep what the reporter needs."""
-    if not isinstance(data, dict):
-        raise RecordError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    for key, types in _REQUIRED.items():
-        if key not in data:
-            raise RecordError(f"{path}: missing key {key!r}")
-        _check_type(path, data, key, types)
-    for key, types in _OPTIONAL.items():
-        if key in data:
-            _check_type(path, data, key, types)
-    if data["schema"] != SUPPORTED_SCHEMA:
-        raise RecordError(
-            f"{path}: record schema {data['schema']} is not supported "
-            f"(this reporter reads schema {SUPPORTED_SCHEMA})"
-        )
-    if data["status"] not in STATUSES:
-        raise RecordError(
-            f"{path}: key 'status' must be one of {', '.join(STATUSES)}, got {data['status']!r}"
-        )
-    if data["primary_mode"] not in ("max", "min"):
-        raise RecordError(f"{path}: key 'primary_mode' must be 'max' or 'min', got {data['primary_mode']!r}")
-    if not all(isinstance(m, str) for m in data["report_metrics"]):
-        raise RecordError(f"{path}: key 'report_metrics' must be a list of str")
-    if data["batch_size"] < 1:
-        raise RecordError(f"{path}: key 'batch_size' must be >= 1, got {data['batch_size']}")
-
-    wanted = [data["primary_metric"], *data["report_metrics"]]
-    metrics: dict[str, float] = {}
-    for name in wanted:
-        if name not in data:
-            continue  # missing metrics are absent keys; a failed run may lack them
-        value = data[name]
-        if not _is_number(value):
-            raise RecordError(f"{path}: metric {name!r} must be a number, got {value!r}")
-        metrics[name] = float(value)
-    if data["status"] == "finished":
-        primary = data["primary_metric"]
-        if primary not in metrics:
-            raise RecordError(f"{path}: finished run lacks its primary metric {primary!r}")
-        if not math.isfinite(metrics[primary]):
-            raise RecordError(f"{path}: finished run has a non-finite {primary!r}: {metrics[primary]}")
-
-    return RunRecord(
-        path=path,
-        run_id=data["run_id"],
-        sweep=data.get("sweep"),
-        task=data["task"],
-        dataset=data["dataset"],
-        model=data["model"],
-        norm=data["norm"],
-        norm_name=data["norm_name"],
-        norm_label=data["norm_label"],
-        norm_num_groups=data["norm_num_groups"],
-        batch_size=data["batch_size"],
-        seed=data["seed"],
-        status=data["status"],
-        error=data.get("error"),
-        primary_metric=data["primary_metric"],
-        primary_mode=data["primary_mode"],
-        report_metrics=tuple(data["report_metrics"]),
-        metrics=metrics,
-        raw=data,
-    )
+__all__ = ["Collection", "RecordError", "RunRecord", "RESULT_FILE", "STATUSES", "SUPPORTED_SCHEMAS",
+           "collect_runs", "load_record", "parse_record"]
 
 
 def load_record(path: Path) -> RunRecord:
@@ -195,10 +68,34 @@ def load_record(path: Path) -> RunRecord:
     return parse_record(data, path)
 
 
-def _grid_point(record: RunRecord) -> tuple[Any, ...]:
-    """Two records with the same grid point and seed would count one seed twice."""
-    return (record.task, record.dataset, record.model, record.norm, record.batch_size,
-            record.raw.get("world_size", 1), record.seed)
+_PRIMARY = "(primary)"  # key of the table's primary metric in the declaration register
+
+
+def _disagreement(record: RunRecord, declared: dict[tuple[Context, str], tuple[MetricDeclaration, Path]]) -> str | None:
+    """Why `record` cannot share tables with the records before it, or None.
+
+    Runs of one table that declare a metric differently (another unit, direction,
+    label, interval or primary flag), or name different primaries, cannot be
+    averaged: the first record (by path) defines the table.
+    """
+    context = record.context
+    earlier = declared.get((context, _PRIMARY))
+    if earlier is not None and earlier[0].name != record.primary.name:
+        return (f"declares primary metric {record.primary.name!r}, but {earlier[1]} declares "
+                f"{earlier[0].name!r} for the same table (runs that disagree on a metric are never averaged)")
+    for decl in record.declarations:
+        earlier = declared.get((context, decl.name))
+        if earlier is not None and earlier[0] != decl:
+            return (f"declares metric {decl.name!r} as {decl.describe()}, but {earlier[1]} declares it as "
+                    f"{earlier[0].describe()} for the same table (runs that disagree on a metric are never averaged)")
+    return None
+
+
+def _register(record: RunRecord, declared: dict[tuple[Context, str], tuple[MetricDeclaration, Path]]) -> None:
+    context = record.context
+    declared.setdefault((context, _PRIMARY), (record.primary, record.path))
+    for decl in record.declarations:
+        declared.setdefault((context, decl.name), (decl, record.path))
 
 
 def _walk(directory: Path, skip: set[Path], results: list[Path], incomplete: list[Path]) -> bool:
@@ -240,19 +137,26 @@ def collect_runs(root: Path | str, exclude: list[Path] | None = None) -> Collect
     collection = Collection(root=root)
     _walk(root, skip, paths, collection.incomplete)
     seen: dict[tuple[Any, ...], Path] = {}
+    declared: dict[tuple[Context, str], tuple[MetricDeclaration, Path]] = {}
     for path in sorted(paths):
         try:
             record = load_record(path)
         except RecordError as exc:
             collection.problems.append(f"skipped {exc}")
             continue
-        key = _grid_point(record)
+        key = record.grid_key
         if key in seen:
             collection.problems.append(
                 f"skipped {path}: same grid point and seed as {seen[key]} (counted once)"
             )
             continue
+        conflict = _disagreement(record, declared)
+        if conflict is not None:
+            collection.problems.append(f"skipped {path}: {conflict}")
+            continue
         seen[key] = path
+        _register(record, declared)
         collection.records.append(record)
+        collection.warnings.extend(record.notes)
     collection.incomplete.sort()
     return collection

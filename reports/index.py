@@ -55,8 +55,10 @@ def _rel(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
 
-def _figure_title(path: Path) -> str:
-    return "metric vs G (BGN)" if path.stem.endswith("__bgn_vs_groups") else "metric vs batch size"
+def _figure_title(path: Path, table: Table) -> str:
+    if path.stem.endswith("__bgn_vs_groups"):
+        return "metric vs G (BGN)"
+    return "metric vs batch size" if table.on_batch_axis else f"metric vs {table.axis_label}"
 
 
 def _counts(collection: Collection) -> list[tuple[str, int]]:
@@ -84,6 +86,10 @@ def _notes(collection: Collection) -> list[str]:
         notes.append(problem)
     if len(collection.problems) > _MAX_LISTED:
         notes.append(f"... and {len(collection.problems) - _MAX_LISTED} more skipped records")
+    for warning in collection.warnings[:_MAX_LISTED]:
+        notes.append(warning)
+    if len(collection.warnings) > _MAX_LISTED:
+        notes.append(f"... and {len(collection.warnings) - _MAX_LISTED} more warnings")
     return notes
 
 
@@ -96,7 +102,8 @@ def _file_links(files: ReportFiles) -> list[tuple[str, Path]]:
 
 
 def _heading(table: Table) -> str:
-    return f"{table.task} / {table.dataset} / {table.model}"
+    """task / dataset / model and the table's context (coordinates, protocol, settings that vary)."""
+    return table.heading
 
 
 def render_index_md(collection: Collection, tables: list[Table], files: ReportFiles) -> str:
@@ -122,8 +129,8 @@ def render_index_md(collection: Collection, tables: list[Table], files: ReportFi
             extra.append(f"[LaTeX]({_rel(files.table_tex[table.name], out)})")
         for path in files.figures.get(table.name, []):
             if path.suffix == ".png":
-                lines += [f"![{table.metric}: {_figure_title(path)}]({_rel(path, out)})", ""]
-            extra.append(f"[{_figure_title(path)} ({path.suffix[1:].upper()})]({_rel(path, out)})")
+                lines += [f"![{table.metric}: {_figure_title(path, table)}]({_rel(path, out)})", ""]
+            extra.append(f"[{_figure_title(path, table)} ({path.suffix[1:].upper()})]({_rel(path, out)})")
         if extra:
             lines.append("Files: " + " · ".join(extra))
     if not tables:
@@ -160,7 +167,7 @@ def render_index_html(collection: Collection, tables: list[Table], files: Report
         parts += [f"<h3>{esc(table.metric)}</h3>", render_html(table)]
         figures = [p for p in files.figures.get(table.name, []) if p.suffix == ".png"]
         if figures:
-            images = (_img(p, f"{table.metric}: {_figure_title(p)}") for p in figures)
+            images = (_img(p, f"{table.metric}: {_figure_title(p, table)}") for p in figures)
             parts.append('<div class="figs">' + "".join(f"<figure>{i}</figure>" for i in images) + "</div>")
     if not tables:
         parts.append("<p>No finished runs to tabulate yet.</p>")

@@ -1,4 +1,12 @@
-"""Figures for a paper column: metric vs batch size, and BGN's metric vs G.
+"""Figures for a paper column: metric vs the table axis, and BGN's metric vs G.
+
+The x axis is the task's declared table axis: log2 batch size when the axis is
+the batch size, otherwise evenly spaced categories labelled with the columns'
+labels ("5-way 1-shot", "F-MNIST→F-MNIST-M"), in axis order, with markers and
+error bars only (a line between two domain pairs would suggest a trend that is
+not there). The y axis says the metric's declared label and unit; bands and
+error bars are the table's ± (sample std, or the 95% interval of an interval
+metric).
 
 Sized for one column of a two-column paper (3.4 x 2.5 in, 8 pt text) and saved
 as PNG (200 dpi, for the index page) and SVG (for the paper). Drawing uses an
@@ -19,8 +27,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 
+from .record import MetricDeclaration  # noqa: E402
 from .stats import CellStats  # noqa: E402
-from .tables import Row, Table, is_accuracy, scale_for  # noqa: E402
+from .tables import Column, Row, Table  # noqa: E402
 
 FIGSIZE = (3.4, 2.5)  # inches: one column of a two-column paper
 DPI = 200
@@ -34,10 +43,11 @@ _STYLE = {
     ]),
 }
 _MARKERS = "osD^v<>ph*"
+_DODGE = 0.08  # horizontal offset between norms on a categorical axis (column width 1)
 
 
-def _axis_label(metric: str) -> str:
-    return f"{metric} (%)" if is_accuracy(metric) else metric
+def _axis_label(decl: MetricDeclaration) -> str:
+    return f"{decl.label} ({decl.symbol})" if decl.symbol else decl.label
 
 
 def _log2_x(ax, values: Iterable[int]) -> None:
@@ -49,6 +59,15 @@ def _log2_x(ax, values: Iterable[int]) -> None:
     ax.set_xticklabels([str(v) for v in values])
     if len(values) == 1:  # a single point would give a zero-width axis
         ax.set_xlim(values[0] / 2, values[0] * 2)
+
+
+def _categorical_x(ax, labels: list[str]) -> None:
+    """Evenly spaced categories at 0, 1, ...; long labels are turned so they do not overlap."""
+    ax.xaxis.set_major_locator(FixedLocator(list(range(len(labels)))))
+    ax.xaxis.set_minor_locator(NullLocator())
+    long = max((len(label) for label in labels), default=0) > 8
+    ax.set_xticklabels(labels, rotation=30 if long else 0, ha="right" if long else "center")
+    ax.set_xlim(-0.5, len(labels) - 0.5)
 
 
 def _finish(fig: Figure, ax) -> None:
@@ -67,19 +86,26 @@ def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     return [png, svg]
 
 
-def _series(row_cells: dict[int, CellStats], xs: Iterable[int], scale: float):
+def _series(points: list[tuple[float, CellStats | None]], scale: float):
     """Points with finished seeds only; failed cells leave a gap in the x list."""
     x, mean, lo, hi = [], [], [], []
-    for v in sorted(xs):
-        cell = row_cells.get(v)
+    for position, cell in points:
         if cell is None or cell.mean is None:
             continue
-        std = cell.std or 0.0
-        x.append(v)
+        spread = cell.spread or 0.0
+        x.append(position)
         mean.append(cell.mean * scale)
-        lo.append((cell.mean - std) * scale)
-        hi.append((cell.mean + std) * scale)
+        lo.append((cell.mean - spread) * scale)
+        hi.append((cell.mean + spread) * scale)
     return x, mean, lo, hi
+
+
+def _positions(table: Table) -> list[tuple[float, Column]]:
+    """Where each axis column sits on x: its batch size, or its index for a categorical axis."""
+    columns = table.axis_columns
+    if table.on_batch_axis:
+        return [(float(c.value), c) for c in columns]  # type: ignore[arg-type]
+    return [(float(i), c) for i, c in enumerate(columns)]
 
 
 def _new_figure() -> tuple[Figure, object]:
@@ -87,24 +113,46 @@ def _new_figure() -> tuple[Figure, object]:
     return fig, fig.add_subplot()
 
 
-def plot_vs_batch_size(table: Table, out_dir: Path) -> list[Path]:
-    """Metric vs batch size (log2 axis), one line per norm with a ± std band."""
-    scale = scale_for(table.metric)
+def figure_stem(table: Table) -> str:
+    """`<table>__vs_batch_size` on the batch axis, else `<table>__vs_<axis key>`."""
+    return f"{table.name}__vs_{table.context.axis}"
+
+
+def draw_vs_axis(table: Table) -> Figure:
+    """The figure of :func:`plot_vs_axis`, unsaved (tests read its axes)."""
+    scale = table.decl.scale
+    positions = _positions(table)
     with matplotlib.rc_context(_STYLE):
         fig, ax = _new_figure()
         for i, row in enumerate(table.rows):
-            x, mean, lo, hi = _series(row.cells, table.batch_sizes, scale)
+            x, mean, lo, hi = _series([(p, row.cells.get(c.value)) for p, c in positions], scale)  # type: ignore[arg-type]
             if not x:
                 continue
-            style = "--" if row.norm == "bn" else "-"
-            (line,) = ax.plot(x, mean, style, marker=_MARKERS[i % len(_MARKERS)], label=row.label)
-            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
-        _log2_x(ax, table.batch_sizes)
-        ax.set_xlabel("batch size per device")
-        ax.set_ylabel(_axis_label(table.metric))
+            marker = _MARKERS[i % len(_MARKERS)]
+            if table.on_batch_axis:
+                style = "--" if row.norm == "bn" else "-"
+                (line,) = ax.plot(x, mean, style, marker=marker, label=row.label)
+                ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+            else:  # separate categories: no line or band between them, norms side by side
+                shift = (i - (len(table.rows) - 1) / 2) * _DODGE
+                ax.errorbar([v + shift for v in x], mean, yerr=[[m - a for m, a in zip(mean, lo)],
+                            [b - m for m, b in zip(mean, hi)]], fmt=marker, capsize=1.5, elinewidth=0.8,
+                            label=row.label)
+        if table.on_batch_axis:
+            _log2_x(ax, [int(p) for p, _ in positions])
+        else:
+            _categorical_x(ax, [c.label for _, c in positions])
+        ax.set_xlabel(table.axis_label)
+        ax.set_ylabel(_axis_label(table.decl))
         ax.set_title(f"{table.dataset} / {table.model}")
         _finish(fig, ax)
-        return _save(fig, out_dir, f"{table.name}__vs_batch_size")
+    return fig
+
+
+def plot_vs_axis(table: Table, out_dir: Path) -> list[Path]:
+    """Metric vs the table axis, one series per norm with the table's ±; PNG and SVG paths."""
+    with matplotlib.rc_context(_STYLE):
+        return _save(draw_vs_axis(table), out_dir, figure_stem(table))
 
 
 def bgn_rows(table: Table) -> list[Row]:
@@ -114,31 +162,31 @@ def bgn_rows(table: Table) -> list[Row]:
 
 
 def plot_bgn_vs_groups(table: Table, out_dir: Path) -> list[Path]:
-    """BGN's metric vs G (log2 axis), one line per batch size, BN dashed for reference.
+    """BGN's metric vs G (log2 axis), one line per axis column, BN dashed for reference.
 
     Returns [] when the table has fewer than two G values for BGN.
     """
     rows = bgn_rows(table)
     if not rows:
         return []
-    scale = scale_for(table.metric)
+    scale = table.decl.scale
     bn = next((r for r in table.rows if r.norm == "bn"), None)
     groups = sorted({r.num_groups for r in rows})
     with matplotlib.rc_context(_STYLE):
         fig, ax = _new_figure()
-        for i, bs in enumerate(table.batch_sizes):
-            by_g = {r.num_groups: r.cells[bs] for r in rows if bs in r.cells}
-            x, mean, lo, hi = _series(by_g, groups, scale)
+        for i, column in enumerate(table.axis_columns):
+            by_g = {r.num_groups: r.cells.get(column.value) for r in rows}  # type: ignore[arg-type]
+            x, mean, lo, hi = _series([(float(g), by_g[g]) for g in groups], scale)
             if not x:
                 continue
-            (line,) = ax.plot(x, mean, "-", marker=_MARKERS[i % len(_MARKERS)], label=f"bs={bs}")
+            (line,) = ax.plot(x, mean, "-", marker=_MARKERS[i % len(_MARKERS)], label=column.label)
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
-            ref = bn.cells.get(bs) if bn is not None else None
+            ref = bn.cells.get(column.value) if bn is not None else None  # type: ignore[arg-type]
             if ref is not None and ref.mean is not None:
                 ax.axhline(ref.mean * scale, color=line.get_color(), linestyle="--", linewidth=0.8)
         _log2_x(ax, groups)
         ax.set_xlabel("BGN groups G")
-        ax.set_ylabel(_axis_label(table.metric))
+        ax.set_ylabel(_axis_label(table.decl))
         title = f"{table.dataset} / {table.model}"
         ax.set_title(title + (" (dashed: BN)" if bn is not None else ""))
         _finish(fig, ax)
@@ -149,6 +197,6 @@ def plot_tables(tables: Iterable[Table], out_dir: Path) -> dict[str, list[Path]]
     """All figures, keyed by table name; each value lists PNG and SVG paths."""
     figures: dict[str, list[Path]] = {}
     for table in tables:
-        paths = plot_vs_batch_size(table, out_dir) + plot_bgn_vs_groups(table, out_dir)
+        paths = plot_vs_axis(table, out_dir) + plot_bgn_vs_groups(table, out_dir)
         figures[table.name] = paths
     return figures

@@ -2,7 +2,10 @@
 
 Every renderer reads the same :class:`~reports.tables.CellView` decisions, so a
 bold cell or a significance mark is the same in the paper, on GitHub and in the
-spreadsheet. Output is a pure function of the tables: golden-file testable.
+spreadsheet. The caption says what the columns are (the task's axis label),
+what follows the ± (a sample std, or a 95% interval where the metric declares
+one) and which context the table belongs to. Output is a pure function of the
+tables: golden-file testable.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ import re
 from dataclasses import replace
 from typing import Iterable
 
+from .record import format_scalar
 from .stats import ALPHA, MIN_SEEDS_FOR_TEST
-from .tables import MISSING, CellView, Table
+from .tables import AVERAGE_LABEL, MISSING, CellView, Table
 
 CSV_COLUMNS = (
     "task", "dataset", "model", "metric", "norm", "norm_label", "norm_num_groups", "batch_size",
     "n", "n_failed", "n_diverged", "mean", "std", "p_vs_bn", "beats_bn", "best",
+    "coordinates", "axis", "axis_value", "axis_label", "context", "unit", "direction", "interval",
+    "interval_half_width",
 )
 
 # Per-format spelling of the symbols a caption and a cell use.
@@ -30,6 +36,7 @@ _TEX = {"lt": "$<$", "pm": "$\\pm$", "sig": "*", "dagger": "\\dagger", "dash": "
         "bold": lambda s: f"\\textbf{{{s}}}", "sup": lambda s: f"$^{{{s}}}$"}
 
 _TEX_ESCAPES = {
+    "→": r"$\rightarrow$", "×": r"$\times$", "±": r"$\pm$", "<": r"\textless{}", ">": r"\textgreater{}",
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
 }
@@ -43,20 +50,37 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _spread_words(table: Table, sym: dict, esc) -> str:
+    """What follows the ±: a sample std, or for an interval metric which 95% interval."""
+    if table.decl.interval is None:
+        return "sample std over seeds"
+    counts = {c.n for row in table.rows for c in row.cells.values() if c.n > 0}
+    over_seeds, over_episodes = esc("95% CI over seeds (Student's t)"), esc("95% CI over test episodes")
+    if counts and all(n >= 2 for n in counts):
+        return over_seeds
+    if counts and all(n == 1 for n in counts):
+        return over_episodes
+    return f"{over_seeds}; with one seed, {sym['pm']} {over_episodes}"
+
+
 def _caption(table: Table, sym: dict, esc) -> str:
     """What the cells are, what the marks mean and which test made them."""
-    unit = " (%)" if table.unit == "%" else ""
+    unit = f" ({esc(table.unit)})" if table.unit else ""  # escaped: a bare % starts a LaTeX comment
     direction = "higher" if table.mode == "max" else "lower"
     seeds = f"n={table.modal_n} unless marked" if table.modal_n else "no finished seeds"
+    column = "batch size" if table.on_batch_axis else "column"
+    same = "at the same batch size" if table.on_batch_axis else "in the same column"
     parts = [
-        f"{esc(table.task)} / {esc(table.dataset)} / {esc(table.model)}: {esc(table.metric)}{unit}, "
-        f"mean {sym['pm']} sample std over seeds ({seeds}); rows: normalization, "
-        f"columns: batch size per device.",
-        f"{sym['bold']('Bold')}: best mean per batch size ({direction} is better).",
+        f"{esc(table.heading)}: {esc(table.metric)}{unit}, mean {sym['pm']} {_spread_words(table, sym, esc)} "
+        f"({seeds}); rows: normalization, columns: {esc(table.axis_label)}.",
     ]
+    if any(c.is_average for c in table.columns):
+        parts.append(f"{AVERAGE_LABEL}: mean over the row's {esc(table.axis_label)} columns, "
+                     f"shown only when all of them have a value.")
+    parts.append(f"{sym['bold']('Bold')}: best mean per {column} ({direction} is better).")
     if table.has_bn:
         parts.append(
-            f"{sym['sup'](sym['sig'])}: significantly better than BN at the same batch size "
+            f"{sym['sup'](sym['sig'])}: significantly better than BN {same} "
             f"(one-sided Welch's t-test, p {sym['lt']} {ALPHA:g}, {sym['geq']} {MIN_SEEDS_FOR_TEST} "
             f"finished seeds in both cells)."
         )
@@ -74,7 +98,7 @@ def _cell_text(view: CellView, sym: dict) -> str:
         return sym["dash"]
     if view.kind != "value":
         return view.kind
-    text = f"{view.mean} {sym['pm']} {view.std}" if view.std else view.mean
+    text = f"{view.mean} {sym['pm']} {view.spread}" if view.spread else view.mean
     if view.bold:
         text = sym["bold"](text)
     marks = (sym["sig"] if view.significant else "") + (sym["dagger"] if view.partial else "")
@@ -88,10 +112,10 @@ def _cell_text(view: CellView, sym: dict) -> str:
 def render_markdown(table: Table) -> str:
     """Caption line, blank line, GitHub pipe table."""
     lines = [_caption(table, _MD, lambda s: s), ""]
-    lines.append("| Norm | " + " | ".join(f"bs={bs}" for bs in table.batch_sizes) + " |")
-    lines.append("|:--|" + "--:|" * len(table.batch_sizes))
+    lines.append("| Norm | " + " | ".join(_md_escape(c.label) for c in table.columns) + " |")
+    lines.append("|:--|" + "--:|" * len(table.columns))
     for row in table.rows:
-        cells = [_cell_text(table.view(row, bs), _MD) for bs in table.batch_sizes]
+        cells = [_cell_text(table.view(row, c), _MD) for c in table.columns]
         lines.append(f"| {_md_escape(row.label)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -102,7 +126,7 @@ def latex_label(table: Table) -> str:
 
 def render_latex(table: Table) -> str:
     """A complete table environment (needs \\usepackage{booktabs})."""
-    cols = "l" + "r" * len(table.batch_sizes)
+    cols = "l" + "r" * len(table.columns)
     lines = [
         "\\begin{table}[t]",
         "\\centering",
@@ -110,11 +134,11 @@ def render_latex(table: Table) -> str:
         f"\\label{{{latex_label(table)}}}",
         f"\\begin{{tabular}}{{{cols}}}",
         "\\toprule",
-        "Norm & " + " & ".join(f"bs={bs}" for bs in table.batch_sizes) + " \\\\",
+        "Norm & " + " & ".join(latex_escape(c.label) for c in table.columns) + " \\\\",
         "\\midrule",
     ]
     for row in table.rows:
-        cells = [_cell_text(table.view(row, bs), _TEX) for bs in table.batch_sizes]
+        cells = [_cell_text(table.view(row, c), _TEX) for c in table.columns]
         lines.append(f"{latex_escape(row.label)} & " + " & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(lines) + "\n"
@@ -123,13 +147,13 @@ def render_latex(table: Table) -> str:
 def render_html(table: Table) -> str:
     """An HTML table with the caption inside; styling comes from the page."""
     esc = html.escape
-    head = "".join(f"<th>bs={bs}</th>" for bs in table.batch_sizes)
+    head = "".join(f"<th>{esc(c.label)}</th>" for c in table.columns)
     body = []
     for row in table.rows:
         cells = []
-        for bs in table.batch_sizes:
-            view = table.view(row, bs)
-            safe = replace(view, mean=esc(view.mean), std=esc(view.std))
+        for column in table.columns:
+            view = table.view(row, column)
+            safe = replace(view, mean=esc(view.mean), spread=esc(view.spread))
             cls = f' class="{view.kind.replace("/", "-")}"' if view.kind != "value" else ""
             cells.append(f"<td{cls}>{_cell_text(safe, _HTML)}</td>")
         body.append(f"<tr><th scope=\"row\">{esc(row.label)}</th>{''.join(cells)}</tr>")
@@ -145,22 +169,36 @@ def _num(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
+def _pairs(pairs) -> str:
+    return ";".join(f"{k}={format_scalar(v)}" for k, v in pairs)
+
+
 def render_csv(tables: Iterable[Table]) -> str:
-    """Long format, one row per existing cell, raw units (accuracies as fractions)."""
+    """Long format, one row per existing cell (not the average column), raw units (fractions as fractions).
+
+    `context` is the table's context words (what tells it apart from the other
+    tables of its task, dataset and model), `coordinates` every grid coordinate
+    of the cell (`k=v;k=v`), `interval` the declared interval metric and
+    `interval_half_width` the 95% half-width the table shows after the ±.
+    """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for table in tables:
+        decl = table.decl
         for row in table.rows:
-            for bs in table.batch_sizes:
-                cell = row.cells.get(bs)
+            for column in table.axis_columns:
+                cell = row.cells.get(column.value)  # type: ignore[arg-type]
                 if cell is None:
                     continue
                 writer.writerow([
                     cell.task, cell.dataset, cell.model, cell.metric, cell.norm, row.label,
-                    "" if cell.norm_num_groups is None else cell.norm_num_groups, bs,
+                    "" if cell.norm_num_groups is None else cell.norm_num_groups, cell.batch_size,
                     cell.n, cell.n_failed, cell.n_diverged, _num(cell.mean), _num(cell.std),
                     _num(cell.p_vs_bn), str(cell.beats_bn).lower(),
-                    str((row.norm, bs) in table.best).lower(),
+                    str((row.norm, column) in table.best).lower(),
+                    _pairs(cell.coordinates), table.context.axis, format_scalar(cell.axis_value),
+                    cell.axis_label, ";".join(table.parts), decl.unit, decl.direction, decl.interval or "",
+                    _num(cell.half_width),
                 ])
     return out.getvalue()

@@ -1,10 +1,15 @@
 """Aggregate run records over seeds and test each norm against BatchNorm.
 
-A table cell is one grid point (task, dataset, model, metric, norm, batch size)
-aggregated over seeds. The comparison with BN is the question the paper asks
-("does this norm beat BN at this batch size?"), so it is a one-sided Welch's
-t-test in the metric's better direction, made only when both cells have enough
-finished seeds for the test to mean something.
+A table cell is one (context, metric, norm, axis value) aggregated over seeds;
+the context (:class:`reports.record.Context`) holds every grid coordinate but
+the seed, so runs that differ in anything else are never averaged. The
+comparison with BN is the question the paper asks ("does this norm beat BN in
+this column?"), so it is a one-sided Welch's t-test in the metric's declared
+better direction, made only when both cells have enough finished seeds.
+
+A metric that declares an `interval` (few-shot: each run's 95% half-width over
+test episodes) is shown with a 95% interval instead of a standard deviation:
+the run's own with one seed, Student's t over seeds with two or more.
 """
 
 from __future__ import annotations
@@ -18,41 +23,75 @@ from typing import Iterable
 
 from scipy import stats as _scipy_stats
 
-from .collect import RunRecord
+from .record import Context, MetricDeclaration, RunRecord, Scalar, TableAxis, scalar_order
 
 BN_NORM = "bn"  # canonical spec of the reference: registry name bn, default arguments
 ALPHA = 0.05
 MIN_SEEDS_FOR_TEST = 3
+CONFIDENCE = 0.95
 
-# Names that mean "lower is better" when a metric is not the record's primary one.
-_LOWER_IS_BETTER = ("loss", "err", "error", "time", "nll", "ece")
+CellKey = tuple[Context, str, str, Scalar]  # context, metric, norm, axis value
 
-CellKey = tuple[str, str, str, str, str, int]  # task, dataset, model, metric, norm, batch
+
+@dataclass(frozen=True)
+class ContextInfo:
+    """What the records of one context declare for its tables (first record by path wins)."""
+
+    metrics: tuple[MetricDeclaration, ...]  # table order: primary first, then first-seen order
+    axis: TableAxis
+    axis_average: bool
 
 
 @dataclass(frozen=True)
 class CellStats:
     """One grid point aggregated over seeds (values are finished seeds only)."""
 
-    task: str
-    dataset: str
-    model: str
+    context: Context
     metric: str
-    mode: str  # "max" or "min": which direction is better
+    decl: MetricDeclaration
     norm: str
     norm_name: str
     norm_label: str
     norm_num_groups: int | None
-    batch_size: int
+    axis_value: Scalar
+    axis_label: str
+    axis_order: float
     values: tuple[float, ...]
     n_failed: int
     n_diverged: int
+    run_intervals: tuple[float, ...] = ()  # each finished seed's own half-width, when declared
+    coordinates: tuple[tuple[str, Scalar], ...] = ()  # all grid coordinates, the axis's included, by key
     p_vs_bn: float | None = None
     beats_bn: bool = False  # p_vs_bn < ALPHA and the mean is better than BN's
 
     @property
+    def task(self) -> str:
+        return self.context.task
+
+    @property
+    def dataset(self) -> str:
+        return self.context.dataset
+
+    @property
+    def model(self) -> str:
+        return self.context.model
+
+    @property
+    def mode(self) -> str:
+        """"max" or "min": the declared better direction."""
+        return self.decl.direction
+
+    @property
+    def batch_size(self) -> int:
+        """The normalization batch of this cell: the column on the batch axis, else the table's."""
+        if self.context.batch_size is not None:
+            return self.context.batch_size
+        assert isinstance(self.axis_value, int)
+        return self.axis_value
+
+    @property
     def key(self) -> CellKey:
-        return (self.task, self.dataset, self.model, self.metric, self.norm, self.batch_size)
+        return (self.context, self.metric, self.norm, self.axis_value)
 
     @property
     def n(self) -> int:
@@ -67,37 +106,38 @@ class CellStats:
         """Sample standard deviation (ddof=1); None for fewer than two seeds."""
         return statistics.stdev(self.values) if len(self.values) >= 2 else None
 
+    @property
+    def half_width(self) -> float | None:
+        """95% half-width of an interval metric: the run's own (one seed) or Student's t over seeds."""
+        if self.decl.interval is None or not self.values:
+            return None
+        if self.n == 1:
+            return self.run_intervals[0] if self.run_intervals else None
+        t = float(_scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, self.n - 1))
+        assert self.std is not None
+        return t * self.std / math.sqrt(self.n)
 
-def metric_mode(metric: str, primary_metric: str, primary_mode: str) -> str:
-    """Which direction is better for `metric`.
-
-    The record only states the direction of its primary metric; for the other
-    report metrics, losses, errors and times are minimised, everything else
-    (accuracies) maximised.
-    """
-    if metric == primary_metric:
-        return primary_mode
-    leaf = metric.rsplit("/", 1)[-1].lower()
-    return "min" if any(word in leaf for word in _LOWER_IS_BETTER) else "max"
-
-
-def table_metrics(records: Iterable[RunRecord]) -> list[str]:
-    """Primary metric(s) first, then the other report metrics in first-seen order."""
-    records = list(records)
-    ordered = list(dict.fromkeys(r.primary_metric for r in records))
-    for r in records:
-        for m in r.report_metrics:
-            if m not in ordered:
-                ordered.append(m)
-    return ordered
+    @property
+    def spread(self) -> float | None:
+        """What follows the ±: the 95% half-width for interval metrics, else the sample std."""
+        return self.half_width if self.decl.interval is not None else self.std
 
 
-def group_metrics(records: Iterable[RunRecord]) -> dict[tuple[str, str, str], list[str]]:
-    """Metrics of each (task, dataset, model), primary first (see table_metrics)."""
-    groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
+def describe_contexts(records: Iterable[RunRecord]) -> dict[Context, ContextInfo]:
+    """Per context: its metrics in table order (primary first), its axis and whether it averages."""
+    members: dict[Context, list[RunRecord]] = defaultdict(list)
     for r in sorted(records, key=lambda r: str(r.path)):
-        groups[(r.task, r.dataset, r.model)].append(r)
-    return {head: table_metrics(members) for head, members in groups.items()}
+        members[r.context].append(r)
+    infos = {}
+    for context, runs in members.items():
+        declared: dict[str, MetricDeclaration] = {}
+        for r in runs:
+            for d in r.declarations:
+                declared.setdefault(d.name, d)
+        primary = runs[0].primary.name
+        ordered = [declared[primary], *(d for name, d in declared.items() if name != primary)]
+        infos[context] = ContextInfo(tuple(ordered), runs[0].table_axis, runs[0].axis_average)
+    return infos
 
 
 def welch_p_value(values: tuple[float, ...], reference: tuple[float, ...], mode: str) -> float | None:
@@ -119,48 +159,60 @@ def welch_p_value(values: tuple[float, ...], reference: tuple[float, ...], mode:
     return p if math.isfinite(p) else None
 
 
-def aggregate(records: Iterable[RunRecord]) -> list[CellStats]:
-    """All cells of all metrics, each with its p-value against BN where testable.
+def _usable(r: RunRecord, metric: str) -> bool:
+    return r.finished and metric in r.metrics and math.isfinite(r.metrics[metric])
 
-    Cells are returned sorted by key so output built from them is deterministic.
-    A record counts as failed/diverged in every metric of its group; a finished
+
+def _cell(context: Context, decl: MetricDeclaration, runs: list[RunRecord]) -> CellStats | None:
+    runs = sorted(runs, key=lambda r: r.seed)
+    used = [r for r in runs if _usable(r, decl.name)]
+    if not used and all(r.finished for r in runs):
+        return None  # the metric was never reported for this grid point
+    intervals = tuple(r.metrics[decl.interval] for r in used if decl.interval and decl.interval in r.metrics)
+    first = runs[0]
+    return CellStats(
+        context=context, metric=decl.name, decl=decl, norm=first.norm, norm_name=first.norm_name,
+        norm_label=first.norm_label, norm_num_groups=first.norm_num_groups, axis_value=first.axis_value,
+        axis_label=first.axis_label, axis_order=first.axis_order,
+        values=tuple(r.metrics[decl.name] for r in used),
+        run_intervals=intervals if len(intervals) == len(used) else (),
+        coordinates=tuple(sorted(first.coordinates.items())),
+        n_failed=sum(r.status == "failed" for r in runs),
+        n_diverged=sum(r.status == "diverged" for r in runs),
+    )
+
+
+def cell_order(cell: CellStats) -> tuple[object, ...]:
+    return (cell.context.task, cell.context.sort_key(), cell.metric, cell.norm, cell.axis_order,
+            scalar_order(cell.axis_value))
+
+
+def aggregate(records: Iterable[RunRecord]) -> list[CellStats]:
+    """All cells of all declared metrics, each with its p-value against BN where testable.
+
+    Cells are returned in a fixed order so output built from them is deterministic.
+    A record counts as failed/diverged in every metric of its context; a finished
     record contributes a value only where it has the metric.
     """
     records = sorted(records, key=lambda r: str(r.path))
-    groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
+    infos = describe_contexts(records)
+    by_point: dict[tuple[Context, str, Scalar], list[RunRecord]] = defaultdict(list)
     for r in records:
-        groups[(r.task, r.dataset, r.model)].append(r)
+        by_point[(r.context, r.norm, r.axis_value)].append(r)
 
     cells: dict[CellKey, CellStats] = {}
-    for (task, dataset, model), members in groups.items():
-        first = members[0]
-        for metric in table_metrics(members):
-            mode = metric_mode(metric, first.primary_metric, first.primary_mode)
-            by_cell: dict[tuple[str, int], list[RunRecord]] = defaultdict(list)
-            for r in members:
-                by_cell[(r.norm, r.batch_size)].append(r)
-            for (norm, batch), runs in by_cell.items():
-                values = tuple(
-                    r.metrics[metric] for r in sorted(runs, key=lambda r: r.seed)
-                    if r.finished and metric in r.metrics and math.isfinite(r.metrics[metric])
-                )
-                if not values and all(r.finished for r in runs):
-                    continue  # the metric was never reported for this grid point
-                cell = CellStats(
-                    task=task, dataset=dataset, model=model, metric=metric, mode=mode,
-                    norm=norm, norm_name=runs[0].norm_name, norm_label=runs[0].norm_label,
-                    norm_num_groups=runs[0].norm_num_groups, batch_size=batch, values=values,
-                    n_failed=sum(r.status == "failed" for r in runs),
-                    n_diverged=sum(r.status == "diverged" for r in runs),
-                )
+    for (context, _norm, _value), runs in by_point.items():
+        for decl in infos[context].metrics:
+            cell = _cell(context, decl, runs)
+            if cell is not None:
                 cells[cell.key] = cell
-    return [_with_test(cell, cells) for _, cell in sorted(cells.items())]
+    return sorted((_with_test(cell, cells) for cell in cells.values()), key=cell_order)
 
 
 def _with_test(cell: CellStats, cells: dict[CellKey, CellStats]) -> CellStats:
     if cell.norm == BN_NORM:
         return cell
-    bn = cells.get((cell.task, cell.dataset, cell.model, cell.metric, BN_NORM, cell.batch_size))
+    bn = cells.get((cell.context, cell.metric, BN_NORM, cell.axis_value))
     if bn is None:
         return cell
     p = welch_p_value(cell.values, bn.values, cell.mode)

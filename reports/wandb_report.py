@@ -9,8 +9,13 @@ itself, because the library would otherwise fail deep inside a GraphQL call.
 
 How runs are found in W&B (the contract with the run side): every run carries
 its sweep name as a tag, its grid coordinates as flat config keys (task,
-dataset, model, norm, norm_label, batch_size, seed, ...), and the W&B group
-(task, norm, batch size), so grouping by group aggregates the seeds.
+dataset, model, norm, norm_label, batch_size, seed, and the task's own
+coordinates such as method or ways/shots), and a W&B group that holds every
+coordinate but the seed, so grouping by group aggregates the seeds.
+
+Which metrics the report shows and which direction is better come from the
+records' metric declarations; the step curve is the metric the task declared
+for checkpoint selection (none when it selects the last checkpoint).
 """
 
 from __future__ import annotations
@@ -23,13 +28,12 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import urlparse
 
-from .collect import RunRecord
+from .record import MetricDeclaration, RunRecord, format_scalar, scalar_order
 from .render import render_markdown
-from .tables import TASK_ORDER, Table, norm_order
+from .tables import Table, norm_order, task_order
 
 DEFAULT_TITLE = "normbench: normalization layers compared"
 DEFAULT_BASE_URL = "https://api.wandb.ai"
-STEP_METRIC = "val/acc"  # the curve every task logs per step
 
 
 class WandbPublishError(RuntimeError):
@@ -48,8 +52,31 @@ def _wr() -> Any:
     return wr
 
 
-def _task_key(task: str) -> tuple[int, str]:
-    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
+def _declared(records: list[RunRecord]) -> list[MetricDeclaration]:
+    """The task's declared metrics, the first record's primary first, then in first-seen order."""
+    declared: dict[str, MetricDeclaration] = {}
+    for r in records:
+        for d in r.declarations:
+            declared.setdefault(d.name, d)
+    primary = records[0].primary.name
+    return [declared[primary], *(d for name, d in declared.items() if name != primary)]
+
+
+def _axis_words(records: list[RunRecord]) -> str:
+    """e.g. "batch sizes 2, 16" or "ways/shots 5-way 1-shot, 5-way 5-shot"."""
+    axes: dict[str, dict[Any, tuple[float, str]]] = {}
+    labels: dict[str, str] = {}
+    for r in records:
+        labels.setdefault(r.table_axis.key, r.table_axis.label)
+        axes.setdefault(r.table_axis.key, {}).setdefault(r.axis_value, (r.axis_order, r.axis_label))
+    words = []
+    for key, values in axes.items():
+        ordered = sorted(values.items(), key=lambda kv: (kv[1][0], scalar_order(kv[0])))
+        if key == "batch_size":
+            words.append("batch sizes " + ", ".join(format_scalar(v) for v, _ in ordered))
+        else:
+            words.append(f"{labels[key]} " + ", ".join(label for _, (_, label) in ordered))
+    return "; ".join(words)
 
 
 def _runset_filter(task: str, sweeps: list[str]) -> Any:
@@ -70,24 +97,25 @@ def _task_blocks(
 ) -> list[Any]:
     wr = _wr()
     sweeps = sorted({r.sweep for r in records if r.sweep})
-    primary = records[0].primary_metric
-    metrics = list(dict.fromkeys([primary, *(m for r in records for m in r.report_metrics)]))
+    metrics = _declared(records)
+    primary = metrics[0]
     rank = {name: i for i, name in enumerate(norm_order())}
     in_table_order = sorted(records, key=lambda r: (
         rank.get(r.norm_name, len(rank)), r.norm_name, r.norm_num_groups or 0, r.norm_label))
     norms = list(dict.fromkeys(r.norm_label for r in in_table_order))
-    batch_sizes = sorted({r.batch_size for r in records})
     intro = (
         f"Runs of task `{task}` from sweep(s) {', '.join(f'`{s}`' for s in sweeps) or '(none recorded)'}: "
-        f"{len(records)} runs, norms {', '.join(norms)}, batch sizes {', '.join(map(str, batch_sizes))}. "
-        "Runs are grouped by their W&B group (task, norm, batch size), so each bar and curve is "
-        "the mean over seeds with a standard-deviation band."
+        f"{len(records)} runs, norms {', '.join(norms)}, {_axis_words(records)}. "
+        "Runs are grouped by their W&B group (every grid coordinate but the seed), so each bar and "
+        "curve is the mean over seeds with a standard-deviation band."
     )
     blocks: list[Any] = [wr.H1(text=task), wr.MarkdownBlock(text=intro)]
     main_tables = [t for t in tables if t.task == task and t.primary]
     if main_tables:
         blocks.append(wr.MarkdownBlock(text="\n".join(render_markdown(t) for t in main_tables)))
-    columns = ["config:norm_label.value", "config:batch_size.value", "config:seed.value"]
+    coordinates = sorted({k for r in records for k in r.coordinates})
+    columns = [*(f"config:{k}.value" for k in coordinates),
+               "config:norm_label.value", "config:batch_size.value", "config:seed.value"]
     if len({(r.dataset, r.model) for r in records}) > 1:
         columns = ["config:dataset.value", "config:model.value", *columns]
     runset = wr.Runset(
@@ -95,20 +123,24 @@ def _task_blocks(
         filters=_runset_filter(task, sweeps),
         groupby=["group"],
         pinned_columns=columns[:-1],
-        visible_columns=[*columns, *(f"summary:{m}" for m in metrics)],
+        visible_columns=[*columns, *(f"summary:{m.name}" for m in metrics)],
     )
+    better = "higher" if primary.direction == "max" else "lower"
     panels = [
         wr.BarPlot(
-            title=f"{task}: {primary} by norm and batch size (mean ± std over seeds)",
-            metrics=[primary], orientation="v", groupby="Group", groupby_aggfunc="mean",
+            title=f"{task}: {primary.name} by norm and group ({primary.label}, {better} is better; "
+                  "mean ± std over seeds)",
+            metrics=[primary.name], orientation="v", groupby="Group", groupby_aggfunc="mean",
             groupby_rangefunc="stddev", layout=wr.Layout(x=0, y=0, w=12, h=8),
         ),
-        wr.LinePlot(
-            title=f"{task}: {STEP_METRIC} over training steps", x="Step", y=[STEP_METRIC],
+    ]
+    monitor = next((r.selection_monitor for r in records if r.selection_monitor), None)
+    if monitor is not None:
+        panels.append(wr.LinePlot(
+            title=f"{task}: {monitor} over training steps", x="Step", y=[monitor],
             groupby="Group", groupby_aggfunc="mean", groupby_rangefunc="stddev",
             layout=wr.Layout(x=12, y=0, w=12, h=8),
-        ),
-    ]
+        ))
     blocks.append(wr.PanelGrid(runsets=[runset], panels=panels))
     return blocks
 
@@ -119,10 +151,16 @@ def build_wandb_report(
 ) -> Any:
     """Build (not save) a `wandb_workspaces.reports.v2.Report` for these records.
 
-    One section per task: its main table (from `tables`, when given), and a panel
-    grid whose runset selects the task's runs in the records' sweeps, with a bar
-    chart of the primary metric, a `val/acc` curve and the runs table. Needs no
-    login and makes no network call.
+    One section per task: its main tables (from `tables`, when given), and a
+    panel grid whose runset selects the task's runs in the records' sweeps, with
+    a bar chart of the declared primary metric, a curve of the declared
+    selection monitor (when the task selects on one) and the runs table. Needs
+    no login and makes no network call.
+
+    Example::
+
+        report = build_wandb_report(collect_runs("runs/quick").records, "my-team", "normbench")
+        json.dumps(report_spec(report))
     """
     wr = _wr()
     by_task: dict[str, list[RunRecord]] = {}
@@ -130,17 +168,18 @@ def build_wandb_report(
         by_task.setdefault(r.task, []).append(r)
     sweeps = sorted({r.sweep for rs in by_task.values() for r in rs if r.sweep})
     description = (
-        f"Normalization layers compared per task ({', '.join(sorted(by_task, key=_task_key))}); "
+        f"Normalization layers compared per task ({', '.join(sorted(by_task, key=task_order))}); "
         f"sweep(s): {', '.join(sweeps) or 'none recorded'}. Built by `normbench report`."
     )
     blocks: list[Any] = [
         wr.MarkdownBlock(text=(
-            "Tables: mean ± sample std over seeds; bold is the best norm per batch size; `*` marks a "
-            "norm significantly better than BN at that batch size (one-sided Welch's t-test, p < 0.05)."
+            "Tables: mean ± sample std over seeds (or a 95% interval where the caption says so); bold is "
+            "the best norm per column; `*` marks a norm significantly better than BN in that column "
+            "(one-sided Welch's t-test, p < 0.05)."
         )),
         wr.TableOfContents(),
     ]
-    for task in sorted(by_task, key=_task_key):
+    for task in sorted(by_task, key=task_order):
         blocks += _task_blocks(task, by_task[task], tables or [], entity, project)
     return wr.Report(entity=entity, project=project, title=title[:128], description=description,
                      blocks=blocks, width="fluid")

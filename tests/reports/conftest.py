@@ -1,7 +1,7 @@
 """Fixtures for the reporter tests: hand-made run records in temporary folders.
 
-Records follow docs/run-record.md; `write_record` fills every field with a
-realistic default so a test states only what it is about.
+Records follow docs/run-record.md and come from `report_records.make_record`
+(schema 2 by default, `schema=1` for the old format).
 """
 
 from __future__ import annotations
@@ -11,50 +11,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from report_records import make_record
 
 WriteRecord = Callable[..., Path]
-
-_NORMS = {
-    # norm spec -> (registry name, paper label, group parameter)
-    "bn": ("bn", "BN", None),
-    "in": ("in", "IN", None),
-    "ln": ("ln", "LN", None),
-    "gn:num_groups=32": ("gn", "GN (G=32)", 32),
-    "pn": ("pn", "PN", None),
-    "bgn:num_groups=1": ("bgn", "BGN (G=1)", 1),
-    "bgn:num_groups=4": ("bgn", "BGN (G=4)", 4),
-    "bgn:num_groups=16": ("bgn", "BGN (G=16)", 16),
-}
-
-
-def make_record(norm_spec: str = "bn", batch_size: int = 2, seed: int = 0, acc: float | None = 0.9,
-                status: str = "finished", **overrides: Any) -> dict[str, Any]:
-    norm = norm_spec
-    name, label, groups = _NORMS[norm]
-    task, dataset = overrides.get("task", "classification"), overrides.get("dataset", "fashion_mnist")
-    record: dict[str, Any] = {
-        "schema": 1,
-        "sweep": "quick", "task": task, "dataset": dataset, "model": "resnet20",
-        "norm": norm, "norm_name": name, "norm_label": label, "norm_num_groups": groups,
-        "norm_args": {} if groups is None else {"num_groups": groups},
-        "uses_batch_stats": name in ("bn", "bgn"), "batch_size": batch_size, "world_size": 1,
-        "global_batch_size": batch_size, "sync_norm": False, "seed": seed, "profile": "quick",
-        "epochs": 1, "precision": "32-true", "status": status,
-        "error": None if status == "finished" else f"run {status}",
-        "primary_metric": "test/acc", "primary_mode": "max", "report_metrics": ["test/acc"],
-        "epochs_completed": 1, "steps": 100, "wall_time_s": 12.5, "train_images_per_s": 80.0,
-        "started_at": "2026-11-29T12:00:00Z", "finished_at": "2026-11-29T12:00:12Z",
-        "host": "test", "device": "cpu", "git_commit": None, "git_dirty": None,
-        "normbench_version": "0.1.0", "torch_version": "2.5.0", "lightning_version": "2.4.0",
-        "python_version": "3.11.7", "wandb_run_id": None, "wandb_group": None,
-    }
-    if acc is not None:
-        record["test/acc"] = acc
-    record.update(overrides)
-    if "run_id" not in overrides:
-        safe = record["norm"].replace(":", "_")
-        record["run_id"] = f"{task}-{dataset}-{safe}-bs{batch_size}-s{seed}"
-    return record
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.image as mpimg
 
 from reports.collect import collect_runs
-from reports.plots import DPI, FIGSIZE, plot_bgn_vs_groups, plot_tables, plot_vs_batch_size
+from reports.plots import DPI, FIGSIZE, plot_bgn_vs_groups, plot_tables, plot_vs_axis
 from reports.tables import tables_from_records
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -45,8 +45,8 @@ def test_figures_for_golden_grid(golden_runs: Path, tmp_path: Path) -> None:
 
 def test_svg_is_reproducible(golden_runs: Path, tmp_path: Path) -> None:
     (table,) = tables_from_records(collect_runs(golden_runs).records)
-    first = plot_vs_batch_size(table, tmp_path / "a")
-    second = plot_vs_batch_size(table, tmp_path / "b")
+    first = plot_vs_axis(table, tmp_path / "a")
+    second = plot_vs_axis(table, tmp_path / "b")
     assert first[1].read_bytes() == second[1].read_bytes()
 
 
@@ -56,5 +56,5 @@ def test_group_plot_needs_two_bgn_group_counts(tmp_path: Path, write_record) -> 
         write_record("bgn:num_groups=1", 2, seed, acc=0.8)
     (table,) = tables_from_records(collect_runs(tmp_path / "runs").records)
     assert plot_bgn_vs_groups(table, tmp_path / "plots") == []
-    paths = plot_vs_batch_size(table, tmp_path / "plots")  # a single batch size still plots
+    paths = plot_vs_axis(table, tmp_path / "plots")  # a single batch size still plots
     _check_png(paths[0])

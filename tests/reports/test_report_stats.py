@@ -6,10 +6,11 @@ import math
 from pathlib import Path
 
 import pytest
+from report_records import declare
 from scipy import stats as scipy_stats
 
 from reports.collect import collect_runs
-from reports.stats import aggregate, metric_mode, welch_p_value
+from reports.stats import aggregate, welch_p_value
 
 
 def _cells(root: Path) -> dict[tuple[str, int], object]:
@@ -64,15 +65,39 @@ def test_p_value_matches_scipy_and_marks_only_significant(golden_runs: Path, gol
 
 
 def test_min_mode_tests_the_lower_direction(tmp_path: Path, write_record) -> None:
+    loss = declare("test/loss", "test loss", direction="min", unit="", primary=True)
     for seed, (bn, gn) in enumerate([(0.50, 0.30), (0.52, 0.31), (0.51, 0.29)]):
-        common = {"primary_metric": "test/loss", "primary_mode": "min", "report_metrics": ["test/loss"]}
-        write_record("bn", 2, seed, acc=None, **common, **{"test/loss": bn})
-        write_record("gn:num_groups=32", 2, seed, acc=None, **common, **{"test/loss": gn})
+        write_record("bn", 2, seed, acc=None, metric_declarations=[loss], **{"test/loss": bn})
+        write_record("gn:num_groups=32", 2, seed, acc=None, metric_declarations=[loss], **{"test/loss": gn})
     cells = {c.norm: c for c in aggregate(collect_runs(tmp_path / "runs").records)}
     gn = cells["gn:num_groups=32"]
     expected = scipy_stats.ttest_ind([0.30, 0.31, 0.29], [0.50, 0.52, 0.51], equal_var=False,
                                      alternative="less").pvalue
     assert gn.mode == "min" and gn.p_vs_bn == pytest.approx(expected) and gn.beats_bn
+
+
+def test_direction_comes_from_the_declaration_not_the_name(tmp_path: Path, write_record) -> None:
+    # A name that once meant "minimise" (loss), declared max: the declaration wins.
+    odd = declare("test/loss_margin", "loss margin", direction="max", unit="", primary=True)
+    for seed, (bn, gn) in enumerate([(0.50, 0.30), (0.52, 0.31), (0.51, 0.29)]):
+        write_record("bn", 2, seed, acc=None, metric_declarations=[odd], **{"test/loss_margin": bn})
+        write_record("gn:num_groups=32", 2, seed, acc=None, metric_declarations=[odd], **{"test/loss_margin": gn})
+    cells = {c.norm: c for c in aggregate(collect_runs(tmp_path / "runs").records)}
+    gn = cells["gn:num_groups=32"]
+    assert gn.mode == "max" and gn.p_vs_bn > 0.99 and not gn.beats_bn
+
+
+def test_interval_metric_half_width(tmp_path: Path, write_record) -> None:
+    acc = declare("test/acc", "mean episode accuracy", primary=True, interval="test/acc_ci95")
+    for seed, (value, ci) in enumerate([(0.60, 0.010), (0.62, 0.012), (0.64, 0.011)]):
+        write_record("bn", 2, seed, acc=value, metric_declarations=[acc], **{"test/acc_ci95": ci})
+    write_record("ln", 2, 0, acc=0.5, metric_declarations=[acc], **{"test/acc_ci95": 0.013})
+    cells = {c.norm: c for c in aggregate(collect_runs(tmp_path / "runs").records)}
+    # Three seeds: Student's t over seeds, t_{0.975,2} * s / sqrt(3) = 4.302653 * 0.02 / 1.732051.
+    assert cells["bn"].half_width == pytest.approx(4.302652729911275 * 0.02 / math.sqrt(3), rel=1e-9)
+    assert cells["bn"].spread == cells["bn"].half_width and cells["bn"].std == pytest.approx(0.02)
+    # One seed: the run's own interval over test episodes.
+    assert cells["ln"].half_width == 0.013 and cells["ln"].spread == 0.013 and cells["ln"].std is None
 
 
 def test_only_exact_bn_spec_is_the_reference(tmp_path: Path, write_record) -> None:
@@ -88,12 +113,3 @@ def test_welch_needs_three_seeds_each() -> None:
     assert welch_p_value((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "max") is None  # undefined test
     p = welch_p_value((0.9, 0.91, 0.92), (0.5, 0.51, 0.52), "max")
     assert p is not None and math.isfinite(p) and p < 1e-4
-
-
-@pytest.mark.parametrize(
-    ("metric", "mode"),
-    [("test/acc", "max"), ("test/robust_acc", "max"), ("test/loss", "min"), ("test/error", "min")],
-)
-def test_metric_mode(metric: str, mode: str) -> None:
-    assert metric_mode(metric, "val/acc", "max") == mode
-    assert metric_mode("val/acc", "val/acc", "min") == "min"  # the record decides for its primary

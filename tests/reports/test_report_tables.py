@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
+from report_records import ACC, declare
 
 from reports.collect import collect_runs
 from reports.render import CSV_COLUMNS, latex_escape, render_csv, render_latex, render_markdown
@@ -34,7 +35,7 @@ GOLDEN_MARKDOWN = CAPTION + """
 
 GOLDEN_LATEX = r"""\begin{table}[t]
 \centering
-\caption{classification / fashion\_mnist / resnet20: test/acc (%), mean $\pm$ sample std over seeds (n=3 unless marked); rows: normalization, columns: batch size per device. \textbf{Bold}: best mean per batch size (higher is better). $^{*}$: significantly better than BN at the same batch size (one-sided Welch's t-test, p $<$ 0.05, $\geq$ 3 finished seeds in both cells). $^{\dagger}$: some seeds failed or diverged, mean over the finished seeds; --: not run.}
+\caption{classification / fashion\_mnist / resnet20: test/acc (\%), mean $\pm$ sample std over seeds (n=3 unless marked); rows: normalization, columns: batch size per device. \textbf{Bold}: best mean per batch size (higher is better). $^{*}$: significantly better than BN at the same batch size (one-sided Welch's t-test, p $<$ 0.05, $\geq$ 3 finished seeds in both cells). $^{\dagger}$: some seeds failed or diverged, mean over the finished seeds; --: not run.}
 \label{tab:classification-fashion-mnist-resnet20-test-acc}
 \begin{tabular}{lrr}
 \toprule
@@ -58,7 +59,8 @@ def _tables(root: Path) -> list[Table]:
 
 def test_golden_markdown(golden_runs: Path) -> None:
     (table,) = _tables(golden_runs)
-    assert table.primary and table.batch_sizes == (2, 16) and table.modal_n == 3
+    assert table.primary and [c.label for c in table.columns] == ["bs=2", "bs=16"] and table.modal_n == 3
+    assert table.name == "classification__fashion_mnist__resnet20__test-acc" and table.parts == ()
     assert render_markdown(table) == GOLDEN_MARKDOWN
 
 
@@ -104,10 +106,11 @@ def test_row_order_registry_then_groups(tmp_path: Path, write_record) -> None:
 
 
 def test_other_metrics_and_min_mode(tmp_path: Path, write_record) -> None:
-    metrics = {"primary_metric": "test/acc", "report_metrics": ["test/acc", "test/loss", "test/robust_acc"]}
+    declared = {"metric_declarations": [
+        ACC, declare("test/loss", "test loss", direction="min", unit=""), declare("test/robust_acc", "robust accuracy")]}
     for seed, (loss_bn, loss_gn) in enumerate([(0.6234, 0.41), (0.6301, 0.42), (0.6190, 0.40)]):
-        write_record("bn", 8, seed, acc=0.9, **metrics, **{"test/loss": loss_bn, "test/robust_acc": 0.3})
-        write_record("gn:num_groups=32", 8, seed, acc=0.8, **metrics, **{"test/loss": loss_gn})
+        write_record("bn", 8, seed, acc=0.9, **declared, **{"test/loss": loss_bn, "test/robust_acc": 0.3})
+        write_record("gn:num_groups=32", 8, seed, acc=0.8, **declared, **{"test/loss": loss_gn})
     tables = _tables(tmp_path / "runs")
     assert [(t.metric, t.primary, t.mode) for t in tables] == [
         ("test/acc", True, "max"), ("test/loss", False, "min"), ("test/robust_acc", False, "max")]
@@ -118,6 +121,20 @@ def test_other_metrics_and_min_mode(tmp_path: Path, write_record) -> None:
     robust = render_markdown(tables[2])
     assert "| BN | **30.00 ± 0.00** |" in robust  # three equal seeds: std 0.00 is shown
     assert "GN" not in robust  # GN never reported the metric: no row
+
+
+def test_units_scale_cells_and_name_the_caption_unit(tmp_path: Path, write_record) -> None:
+    declared = {"metric_declarations": [
+        ACC, declare("test/acc_pct", "accuracy in percent", unit="percent"),
+        declare("test/time", "test time", direction="min", unit="seconds"),
+        declare("test/acc_count", "correct images", unit="count")]}
+    write_record("bn", 8, 0, acc=0.9, **declared, **{"test/acc_pct": 91.25, "test/time": 12.3456,
+                                                     "test/acc_count": 9123})
+    acc, pct, time, count = (render_markdown(t) for t in _tables(tmp_path / "runs"))
+    assert "test/acc (%)" in acc and "| BN | **90.00** |" in acc  # fraction: shown x100
+    assert "test/acc_pct (%)" in pct and "| BN | **91.25** |" in pct  # percent: as stored
+    assert "test/time (s)" in time and "| BN | **12.35** |" in time and "(lower is better)" in time
+    assert "test/acc_count," in count and "| BN | **9123** |" in count  # a count, though named acc
 
 
 def test_single_seed_has_no_plus_minus(tmp_path: Path, write_record) -> None:

@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from report_records import declare
 
 from reports.collect import collect_runs
 from reports.tables import tables_from_records
@@ -39,9 +40,9 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 @pytest.fixture
 def report(golden_runs: Path, tmp_path: Path, write_record, offline: Path):
     # a second task from another sweep, so the report has two sections
+    declared = [declare("test/robust_acc", "robust accuracy", primary=True), declare("test/acc", "clean accuracy")]
     for seed in range(2):
-        write_record("bn", 4, seed, acc=0.4, task="adversarial", sweep="adv",
-                     primary_metric="test/robust_acc", report_metrics=["test/robust_acc", "test/acc"],
+        write_record("bn", 4, seed, acc=0.4, task="adversarial", sweep="adv", metric_declarations=declared,
                      **{"test/robust_acc": 0.3})
     records = collect_runs(tmp_path / "runs").records
     return build_wandb_report(records, "my-team", "normbench", title="Norms compared",

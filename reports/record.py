@@ -1,0 +1,228 @@
+"""The run record as the reporter sees it: declared metrics, a table axis, a context.
+
+A task declares what its metrics mean (direction, unit, label, which one is
+primary) and which coordinate its tables run over; the record carries both
+(schema 2, docs/run-record.md). The reporter reads those declarations and never
+infers a metric's meaning from its name.
+
+:class:`Context` is everything that identifies a table apart from the metric:
+two records are seeds of one table cell only when their contexts, norms and
+axis values are equal. That is the rule that keeps the reporter from averaging
+unlike runs (PGD-AT with TRADES, one GPU with two, fp32 with bf16).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Union
+
+Scalar = Union[str, int, float, bool]
+SCALAR_TYPES = (str, int, float, bool)
+
+BATCH_AXIS = "batch_size"
+DIRECTIONS = ("max", "min")
+UNITS = ("fraction", "percent", "count", "seconds", "")
+# Run settings that split tables but are named in a table's title only where they
+# vary among the records of the same (task, dataset, model): a plain sweep keeps
+# plain table names.
+RUN_SETTINGS = ("axis", "world_size", "precision", "sync_norm", "profile", "selection")
+
+
+class RecordError(ValueError):
+    """A result.json that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class MetricDeclaration:
+    """What one reported metric means, as the task declared it.
+
+    `interval` names another metric of the same record holding that run's own
+    95% half-width (few-shot: over test episodes), or is None.
+    """
+
+    name: str
+    label: str
+    direction: str  # "max" or "min": which direction is better
+    unit: str  # one of UNITS
+    primary: bool
+    interval: str | None = None
+
+    @property
+    def scale(self) -> float:
+        """Fractions are stored in [0, 1] and shown in percent."""
+        return 100.0 if self.unit == "fraction" else 1.0
+
+    @property
+    def symbol(self) -> str:
+        """Unit symbol of the displayed (scaled) value; empty for plain numbers and counts."""
+        return {"fraction": "%", "percent": "%", "seconds": "s"}.get(self.unit, "")
+
+    def describe(self) -> str:
+        return (f"{self.direction}/{self.unit or 'plain'}/label {self.label!r}"
+                f"{'/primary' if self.primary else ''}/interval {self.interval}")
+
+
+@dataclass(frozen=True)
+class TableAxis:
+    """The coordinate a task's tables run over, e.g. batch size or ways/shots."""
+
+    key: str
+    label: str  # what the columns are, e.g. "batch size per device", "source -> target"
+    coordinates: tuple[str, ...] = ()  # entries of the record's `coordinates` the axis spans
+
+    @property
+    def is_batch_size(self) -> bool:
+        return self.key == BATCH_AXIS
+
+
+LEGACY_AXIS = TableAxis(BATCH_AXIS, "batch size per device")
+
+
+def format_scalar(value: Scalar | None) -> str:
+    """JSON spelling for booleans and null, Python's shortest repr for numbers."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if not isinstance(value, float) else repr(value)
+
+
+def scalar_order(value: Scalar | None) -> tuple[int, float, str]:
+    """A total order over mixed JSON scalars (numbers, then strings, then the rest)."""
+    if isinstance(value, bool) or value is None:
+        return (2, float(bool(value)), "")
+    if isinstance(value, (int, float)):
+        return (0, float(value) if math.isfinite(value) else math.inf, "")
+    return (1, 0.0, str(value))
+
+
+Pairs = tuple[tuple[str, Scalar], ...]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a table is about, except the metric; hashable, so it keys groups."""
+
+    task: str
+    dataset: str
+    model: str
+    axis: str  # table axis key
+    coordinates: Pairs  # the coordinates the axis does not span, sorted by key
+    batch_size: int | None  # None when batch size is the axis (then it is a column)
+    protocol: Pairs  # the task's norm-protocol choices, sorted by key
+    world_size: int
+    precision: str | None
+    sync_norm: bool
+    profile: str | None
+    selection: str | None  # the rule that chose the reported checkpoint
+
+    @property
+    def head(self) -> tuple[str, str, str]:
+        return (self.task, self.dataset, self.model)
+
+    def sort_key(self) -> tuple[Any, ...]:
+        pairs = lambda ps: tuple((k, scalar_order(v)) for k, v in ps)  # noqa: E731
+        return (self.dataset, self.model, self.axis, pairs(self.coordinates), self.batch_size or 0,
+                pairs(self.protocol), self.world_size, self.precision or "", self.sync_norm,
+                self.profile or "", self.selection or "")
+
+    def parts(self, varying: Iterable[str] = ()) -> tuple[str, ...]:
+        """`key=value` words that tell this table apart from the others of its (task, dataset, model).
+
+        Non-axis coordinates, the batch size when it is not the axis and the
+        protocol always; the run settings of RUN_SETTINGS only when in `varying`.
+        """
+        words = [f"{k}={format_scalar(v)}" for k, v in self.coordinates]
+        if self.batch_size is not None:
+            words.append(f"bs={self.batch_size}")
+        words += [f"{k}={format_scalar(v)}" for k, v in self.protocol]
+        shown = set(varying)
+        words += [f"{name}={format_scalar(getattr(self, name))}" for name in RUN_SETTINGS if name in shown]
+        return tuple(words)
+
+
+def varying_settings(contexts: Iterable[Context]) -> dict[tuple[str, str, str], frozenset[str]]:
+    """Per (task, dataset, model): which RUN_SETTINGS take more than one value."""
+    seen: dict[tuple[str, str, str], dict[str, set[Any]]] = {}
+    for context in contexts:
+        values = seen.setdefault(context.head, {name: set() for name in RUN_SETTINGS})
+        for name in RUN_SETTINGS:
+            values[name].add(getattr(context, name))
+    return {head: frozenset(n for n, v in values.items() if len(v) > 1) for head, values in seen.items()}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The fields of one run record that the reporter uses (schema 1 upgraded), plus the raw record."""
+
+    path: Path
+    schema: int
+    run_id: str
+    sweep: str | None
+    task: str
+    dataset: str
+    model: str
+    norm: str
+    norm_name: str
+    norm_label: str
+    norm_num_groups: int | None
+    batch_size: int
+    seed: int
+    status: str
+    error: str | None
+    coordinates: dict[str, Scalar]
+    table_axis: TableAxis
+    axis_value: Scalar
+    axis_label: str
+    axis_order: float
+    axis_average: bool
+    declarations: tuple[MetricDeclaration, ...]  # table order; exactly one primary
+    protocol: dict[str, Scalar]
+    selection: str | None
+    selection_monitor: str | None
+    world_size: int
+    precision: str | None
+    sync_norm: bool
+    profile: str | None
+    metrics: dict[str, float]  # declared metrics and their intervals, where present
+    raw: dict[str, Any] = field(repr=False, compare=False)
+    notes: tuple[str, ...] = field(default=(), compare=False)  # non-fatal problems (left-out metrics)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished"
+
+    @property
+    def primary(self) -> MetricDeclaration:
+        return next(d for d in self.declarations if d.primary)
+
+    @property
+    def primary_metric(self) -> str:
+        return self.primary.name
+
+    @property
+    def primary_mode(self) -> str:
+        return self.primary.direction
+
+    @property
+    def report_metrics(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.declarations)
+
+    @property
+    def context(self) -> Context:
+        spanned = set(self.table_axis.coordinates)
+        return Context(
+            task=self.task, dataset=self.dataset, model=self.model, axis=self.table_axis.key,
+            coordinates=tuple(sorted((k, v) for k, v in self.coordinates.items() if k not in spanned)),
+            batch_size=None if self.table_axis.is_batch_size else self.batch_size,
+            protocol=tuple(sorted(self.protocol.items())),
+            world_size=self.world_size, precision=self.precision, sync_norm=self.sync_norm,
+            profile=self.profile, selection=self.selection,
+        )
+
+    @property
+    def grid_key(self) -> tuple[Any, ...]:
+        """Equal for two records only when they differ in nothing a table shows: one seed twice."""
+        return (self.context, self.norm, self.axis_value, self.seed)
