@@ -71,10 +71,16 @@ class TableAxis:
     key: str
     label: str  # what the columns are, e.g. "batch size per device", "source -> target"
     coordinates: tuple[str, ...] = ()  # entries of the record's `coordinates` the axis spans
+    batch_size_follows: bool = False  # the batch size is a function of the axis (few-shot: ways x (shots + queries))
 
     @property
     def is_batch_size(self) -> bool:
         return self.key == BATCH_AXIS
+
+    @property
+    def spans_batch_size(self) -> bool:
+        """The batch size varies with the columns, so it is no part of a table's context."""
+        return self.is_batch_size or self.batch_size_follows
 
 
 LEGACY_AXIS = TableAxis(BATCH_AXIS, "batch size per device")
@@ -216,7 +222,7 @@ class RunRecord:
         return Context(
             task=self.task, dataset=self.dataset, model=self.model, axis=self.table_axis.key,
             coordinates=tuple(sorted((k, v) for k, v in self.coordinates.items() if k not in spanned)),
-            batch_size=None if self.table_axis.is_batch_size else self.batch_size,
+            batch_size=None if self.table_axis.spans_batch_size else self.batch_size,
             protocol=tuple(sorted(self.protocol.items())),
             world_size=self.world_size, precision=self.precision, sync_norm=self.sync_norm,
             profile=self.profile, selection=self.selection,

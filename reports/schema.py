@@ -159,7 +159,10 @@ def _axis(path: Path, data: dict[str, Any], coordinates: dict[str, Any]) -> Tabl
     missing = [c for c in spanned if c not in coordinates]
     if missing:
         raise RecordError(f"{path}: key 'table_axis.coordinates' names {missing[0]!r}, which 'coordinates' lacks")
-    axis = TableAxis(raw["key"], raw["label"], tuple(spanned))
+    follows = raw.get("batch_size_follows", False)
+    if not isinstance(follows, bool):
+        raise RecordError(f"{path}: key 'table_axis.batch_size_follows' must be true or false, got {follows!r}")
+    axis = TableAxis(raw["key"], raw["label"], tuple(spanned), follows)
     if axis.is_batch_size:
         if spanned:
             raise RecordError(f"{path}: key 'table_axis.coordinates' must be empty for the batch_size axis")

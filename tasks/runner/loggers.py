@@ -95,8 +95,8 @@ def _wandb_logger(cfg: RunConfig, run_dir: Path, identity: dict[str, Any]) -> Ru
     fields = logger_record_fields(cfg, run_dir, identity, use_wandb=True)
     run_id, group, mode = fields["wandb_run_id"], fields["wandb_group"], fields["wandb_mode"]
     tags = [t for t in ([cfg.sweep] if cfg.sweep else []) + list(cfg.wandb.tags) if t]
-    config = flat_run_config(cfg, {k: v for k, v in identity.items() if k != "coordinates"})
-    config.update({f"coord.{k}": v for k, v in identity["coordinates"].items()})
+    # grid coordinates first and flat, under their own names (the W&B report pins them as columns)
+    config = flat_run_config(cfg, {**identity["coordinates"], **{k: v for k, v in identity.items() if k != "coordinates"}})
     logger = WandbLogger(name=run_dir.name, save_dir=str(run_dir), id=run_id, project=cfg.wandb.project,
                          entity=cfg.wandb.entity, group=group, tags=tags, config=config, mode=mode,
                          resume="allow", log_model=False)

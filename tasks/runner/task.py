@@ -67,15 +67,19 @@ class TableAxis:
         label: the columns' title ("batch size per device", "source -> target").
         coordinates: the grid coordinates the axis spans (``("ways", "shots")``); empty for batch size.
         average: add a column averaging the row over the axis (domain-adaptation pairs).
+        batch_size_follows: the normalization batch is a function of the axis (few-shot: ways x (shots +
+            queries)), so runs at different batch sizes still share a table.
     """
 
     key: str
     label: str
     coordinates: tuple[str, ...] = ()
     average: bool = False
+    batch_size_follows: bool = False
 
     def declaration(self) -> dict[str, Any]:
-        return {"key": self.key, "label": self.label, "coordinates": list(self.coordinates)}
+        return {"key": self.key, "label": self.label, "coordinates": list(self.coordinates),
+                "batch_size_follows": self.batch_size_follows}
 
 
 BATCH_SIZE_AXIS = TableAxis("batch_size", "batch size per device")

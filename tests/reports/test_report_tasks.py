@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from report_records import (
+    FEWSHOT_AXIS,
     PAIRS,
     adversarial_fields,
     declare,
@@ -286,3 +287,19 @@ def test_declared_min_metric_in_wandb_title(tmp_path: Path, write_record) -> Non
     report = build_wandb_report(collect_runs(tmp_path / "runs").records, "team", "proj")
     (grid,) = [b for b in report.blocks if type(b).__name__ == "PanelGrid"]
     assert "(test error, lower is better;" in grid.panels[0].title
+
+
+def test_a_batch_size_that_follows_the_axis_keeps_one_table(tmp_path: Path, write_record) -> None:
+    # few-shot's normalization batch is ways x (shots + queries): 80 images at 1 shot, 100 at 5 shots
+    axis = {**FEWSHOT_AXIS, "batch_size_follows": True}
+    for shots, batch in ((1, 80), (5, 100)):
+        for norm in ("bn", "bgn:num_groups=1"):
+            write_record(norm, batch, 0, acc=0.6 + shots / 100, **{**fewshot_fields(5, shots, ci95=0.01),
+                                                                   "table_axis": axis})
+    tables = _tables(tmp_path / "runs")
+    assert len(tables) == 1 and "bs=" not in tables[0].name
+    assert [c.label for c in tables[0].columns] == ["5-way 1-shot", "5-way 5-shot"]
+    # without the flag, the batch size is part of the context: one table per batch size
+    for shots, batch in ((1, 80), (5, 100)):
+        write_record("bn", batch, 0, acc=0.6, root=tmp_path / "other", **fewshot_fields(5, shots, ci95=0.01))
+    assert len(_tables(tmp_path / "other")) == 2
