@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..data.config import DataConfig
 from ..models.config import ModelConfig
@@ -25,9 +26,13 @@ class ClassificationConfig(RunConfig):
 
     Attributes:
         label_smoothing: label smoothing of the cross-entropy loss.
+        selection: which checkpoint the plain test metrics report: last (the final model, as the
+            normalization papers report it) or best_val (the epoch with the best validation accuracy).
+            The last checkpoint's metrics are in the record either way, under last/.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     label_smoothing: float = checked(0.0, between(0, 1, high_open=True))
+    selection: Literal["last", "best_val"] = "last"

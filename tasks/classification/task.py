@@ -13,7 +13,7 @@ from ..models import build_model, list_models
 from ..runner.checks import suggest
 from ..runner.config import RunConfig
 from ..runner.errors import ConfigError
-from ..runner.task import MetricSpec, SelectionRule, Stage, StageResult, Task, best_on
+from ..runner.task import LAST, MetricSpec, SelectionRule, Stage, StageResult, Task, best_on
 from ..runner.world import world_size_of
 from .config import ClassificationConfig
 from .module import ClassificationModule
@@ -35,7 +35,8 @@ class ClassificationTask(Task):
                 MetricSpec("test/acc5", "top-5 test accuracy"))
 
     def selection(self, cfg: RunConfig) -> SelectionRule:
-        return best_on("val/acc", "max", "best validation accuracy")
+        assert isinstance(cfg, ClassificationConfig)
+        return best_on("val/acc", "max", "best validation accuracy") if cfg.selection == "best_val" else LAST
 
     def validate(self, cfg: RunConfig) -> None:
         assert isinstance(cfg, ClassificationConfig)

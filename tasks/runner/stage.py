@@ -23,7 +23,7 @@ from .callbacks import LeaseGuard, LeaseLostError, RandomState, RunClock, Select
 from .config import RunConfig
 from .layer_sync import NormSync
 from .loggers import RunLoggers, build_loggers
-from .rundir import CHECKPOINT_DIR, INTERRUPT_CHECKPOINT, latest_checkpoint
+from .rundir import CHECKPOINT_DIR, INTERRUPT_CHECKPOINT, LAST_CHECKPOINT, latest_checkpoint
 from .task import Stage, StageResult, Task, finite_metrics
 from .world import resolve_devices, world_size_of
 
@@ -57,6 +57,26 @@ class _CheckpointOnInterrupt(OnExceptionCheckpoint):
 
 def stage_checkpoint_dir(run_dir: Path, stage: Stage, multi_stage: bool) -> Path:
     return run_dir / CHECKPOINT_DIR / stage.name if multi_stage else run_dir / CHECKPOINT_DIR
+
+
+def _checkpointers(ctx: StageContext, stage: Stage, ckpt_dir: Path) -> list[ModelCheckpoint]:
+    """``last.ckpt`` at every epoch end (and every n steps), plus ``best.ckpt`` when the rule monitors a metric.
+
+    Two callbacks, because one ModelCheckpoint with a monitor refreshes ``last.ckpt`` only when the
+    monitored value improved (Lightning >= 2.5), which would resume a run from a stale epoch.
+    """
+    def last(**when: int) -> ModelCheckpoint:
+        return ModelCheckpoint(dirpath=ckpt_dir, filename=Path(LAST_CHECKPOINT).stem, monitor=None, save_top_k=1,
+                               save_last=False, enable_version_counter=False, **when)
+
+    savers = [last(every_n_epochs=1)]
+    if ctx.cfg.trainer.checkpoint_every_n_steps:  # Lightning wants step and epoch triggers in separate callbacks
+        savers.append(last(every_n_train_steps=ctx.cfg.trainer.checkpoint_every_n_steps))
+    if stage.selection.monitor is not None:
+        savers.append(ModelCheckpoint(dirpath=ckpt_dir, filename=Path(BEST_CHECKPOINT).stem,
+                                      monitor=stage.selection.monitor, mode=stage.selection.mode, save_top_k=1,
+                                      save_last=False, enable_version_counter=False))
+    return savers
 
 
 def _trainer(ctx: StageContext, stage: Stage, callbacks: list[L.Callback], loggers: RunLoggers) -> L.Trainer:
@@ -109,12 +129,7 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
     rule = stage.selection
     clock = RunClock(stage.images_per_step * world_size_of(ctx.cfg), stage.optimizer_steps_per_batch)
     tracker = SelectionTracker(rule)
-    checkpoint = ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best", monitor=rule.monitor, mode=rule.mode, save_last=True,
-        save_top_k=1 if rule.monitor else 0, enable_version_counter=False,
-        every_n_train_steps=ctx.cfg.trainer.checkpoint_every_n_steps or None,
-    )
-    callbacks = [clock, tracker, RandomState(), LeaseGuard(ctx.lease), checkpoint,
+    callbacks = [clock, tracker, RandomState(), LeaseGuard(ctx.lease), *_checkpointers(ctx, stage, ckpt_dir),
                  _CheckpointOnInterrupt(dirpath=ckpt_dir, filename=INTERRUPT_CHECKPOINT)]
     csv_name = f"metrics-{stage.name}.csv" if ctx.multi_stage else "metrics.csv"
     loggers = build_loggers(ctx.cfg, ctx.run_dir, ctx.identity, csv_name, ctx.use_wandb)
