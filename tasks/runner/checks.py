@@ -100,8 +100,8 @@ def check_fields(cfg: Any, prefix: str = "") -> None:
         items = value if isinstance(value, (list, tuple)) else [value]
         for item in items:
             if not rule.accepts(item):
-                shown = item if item is value else f"{value!r} (element {item!r})"
-                raise ConfigError(f"{key}={shown!r} is not allowed: it must be {rule.allowed}")
+                shown = repr(item) if item is value else f"{value!r} (element {item!r})"
+                raise ConfigError(f"{key}={shown} is not allowed: it must be {rule.allowed}")
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:

@@ -30,6 +30,41 @@ _UNKNOWN_OPTION = re.compile(r"unrecognized arguments: (--[\w.\-]+)|Group '([\w.
                              r"|Key '([\w.]+)' is not expected")
 
 
+_EXPECTED = re.compile(r'Parser key "([\w.]+)": Expected a (.+?)\. Got value: (.*)$')
+_UNION = re.compile(r'Parser key "([\w.]+)": Does not validate against any of the Union subtypes '
+                    r'Subtypes: \[(.*?)\] Errors:.* Given value: (.*)$')
+_TYPE_WORDS = {"int": "an integer", "float": "a finite number", "str": "a string", "bool": "true or false"}
+
+
+def _type_words(expected: str) -> str:
+    expected = expected.strip()
+    literal = _LITERAL.fullmatch(expected)
+    if literal:
+        return " or ".join(c.strip().strip("'\"") for c in literal.group(1).split(","))
+    kind = _CLASS.fullmatch(expected)
+    return _TYPE_WORDS.get(kind.group(1), kind.group(1)) if kind else expected
+_LITERAL = re.compile(r"typing\.Literal\[(.*)\]")
+_CLASS = re.compile(r"<class '(\w+)'>")
+
+
+def _plain_type_error(detail: str) -> str:
+    """jsonargparse's 'Parser key "k": Expected a typing.Literal[...]. Got value: v' in the suite's own words."""
+    union = _UNION.search(detail)
+    if union:
+        key, subtypes, value = union.groups()
+        parts = re.findall(r"typing\.Literal\[[^\]]*\]|<class '\w+'>", subtypes)
+        return f"{key}={value!r} is not allowed: it must be {' or '.join(_type_words(p) for p in parts)}"
+    match = _EXPECTED.search(detail)
+    if not match:
+        return detail
+    key, expected, value = match.groups()
+    literal = _LITERAL.fullmatch(expected.strip())
+    if literal:
+        choices = [c.strip().strip("'\"") for c in literal.group(1).split(",")]
+        return f"{key}={value!r} is not allowed: choose one of {', '.join(choices)}{suggest(value, choices)}"
+    return f"{key}={value!r} is not allowed: it must be {_type_words(expected)}"
+
+
 class _Parser(ArgumentParser):
     """jsonargparse's parser with a one-line error (and a suggestion) instead of the usage text."""
 
@@ -46,7 +81,7 @@ class _Parser(ArgumentParser):
         return suggest(key, options)
 
     def error(self, message: str, ex: Exception | None = None):  # type: ignore[override]
-        detail = " ".join(str(message).split())
+        detail = _plain_type_error(" ".join(str(message).split()))
         detail += self._hint(detail)
         if self.raise_errors:
             raise ConfigError(detail)

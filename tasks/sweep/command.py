@@ -39,14 +39,15 @@ def _describe(runs: list[PlannedRun]) -> None:
 
 def summarize(planned: list[PlannedRun], results: list[RunResult]) -> int:
     """Print what happened to every grid point; exit 1 when any run failed or was refused."""
-    skipped = [r for r in planned if r.state == "done"]
+    # done before the sweep started, or finished by another launcher meanwhile
+    skipped = sum(r.state == "done" for r in planned) + sum(r.status == "skipped" for r in results)
     invalid = [r for r in planned if r.state == "invalid"]
     busy = [r for r in planned if r.state == "running"]
     by_status: dict[str, list[RunResult]] = {}
     for res in results:
         by_status.setdefault(res.status, []).append(res)
     busy_names = [r.run_dir.name for r in busy] + [r.run.run_dir.name for r in by_status.get("running_elsewhere", [])]
-    parts = [f"{len(by_status.get('finished', []))} finished", f"{len(skipped)} skipped (done before)"]
+    parts = [f"{len(by_status.get('finished', []))} finished", f"{skipped} skipped (done before)"]
     for status in ("diverged", "failed", "refused"):
         if by_status.get(status):
             parts.append(f"{len(by_status[status])} {status}")
