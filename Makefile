@@ -27,7 +27,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check normlayers tasks reports tests
+	$(VENV)/bin/ruff check normbench normlayers tasks reports tests
 
 bench: $(STAMP)
 	$(PY) -m normlayers.bench

@@ -147,7 +147,7 @@ def parse_norm_spec(spec: SpecLike) -> NormSpec:
     """Parse any accepted spec form into a :class:`NormSpec` (names only, no validation).
 
     Validation of the name and the arguments against the registry happens in
-    :func:`normlayers.registry.resolve_spec`, which also fills in defaults.
+    :func:`normlayers.registry.resolve_norm`, which also fills in defaults.
     """
     if isinstance(spec, NormSpec):
         return spec

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 import statistics
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
 
+from normbench.naming import PAPER_TASK_ORDER, file_safe, task_rank
+
 from .record import Context, MetricDeclaration, RunRecord, Scalar, TableAxis, scalar_order, varying_settings
 from .stats import CellStats, ContextInfo, aggregate, describe_contexts
 
 # Task order of the paper; unknown tasks follow alphabetically.
-TASK_ORDER = ("classification", "nas", "adversarial", "fewshot", "uda")
+TASK_ORDER = PAPER_TASK_ORDER
 # Registry order used when normlayers cannot be imported.
 _FALLBACK_NORM_ORDER = ("bn", "in", "ln", "gn", "pn", "bgn", "none")
 MISSING = "–"
@@ -52,12 +53,11 @@ def decimals_for(decl: MetricDeclaration, shown: float) -> int:
 
 def slug(*parts: str) -> str:
     """File-name and label safe identifier, stable across runs."""
-    text = "__".join(parts).replace("/", "-")
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")
+    return file_safe("__".join(parts).replace("/", "-"), "-", keep="_.=-")
 
 
 def task_order(task: str) -> tuple[int, str]:
-    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
+    return task_rank(task)
 
 
 @dataclass(frozen=True)

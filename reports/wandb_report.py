@@ -21,19 +21,17 @@ for checkpoint selection (none when it selects the last checkpoint).
 from __future__ import annotations
 
 import dataclasses
-import netrc
 import os
 import warnings
-from pathlib import Path
 from typing import Any, Iterable
-from urllib.parse import urlparse
+
+from normbench.wandb_auth import wandb_login_available
 
 from .record import MetricDeclaration, RunRecord, format_scalar, scalar_order
 from .render import render_markdown
 from .tables import Table, norm_order, task_order
 
 DEFAULT_TITLE = "normbench: normalization layers compared"
-DEFAULT_BASE_URL = "https://api.wandb.ai"
 
 
 class WandbPublishError(RuntimeError):
@@ -209,27 +207,6 @@ def _to_jsonable(obj: Any) -> Any:
 def report_spec(report: Any) -> dict[str, Any]:
     """A JSON-serialisable, deterministic description of a built report."""
     return {"format": "wandb_workspaces.reports.v2", **_to_jsonable(report)}
-
-
-def _netrc_has_login(host: str) -> bool:
-    path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
-    if not path.is_file():
-        return False
-    try:
-        entry = netrc.netrc(str(path)).authenticators(host)
-    except (netrc.NetrcParseError, OSError):
-        return False
-    return bool(entry and entry[2])
-
-
-def wandb_login_available() -> bool:
-    """Credentials W&B would use: WANDB_API_KEY, or a netrc entry for the W&B host."""
-    if os.environ.get("WANDB_API_KEY", "").strip():
-        return True
-    if os.environ.get("WANDB_IDENTITY_TOKEN_FILE", "").strip():
-        return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL).hostname or ""
-    return _netrc_has_login(host)
 
 
 def publish_wandb_report(report: Any) -> str:

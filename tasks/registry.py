@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING
 
+from normbench.naming import PAPER_TASK_ORDER
+
 from .runner.checks import suggest
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["register_task", "list_tasks", "get_task", "task_description", "UnknownTaskError", "TaskUnavailableError"]
 
 # Packages whose import registers the built-in tasks, in the paper's order (the order of listings).
-BUILTIN_LOCATIONS = ("tasks.classification", "tasks.nas", "tasks.adversarial", "tasks.fewshot", "tasks.uda")
+BUILTIN_LOCATIONS = tuple(f"tasks.{name}" for name in PAPER_TASK_ORDER)
 ENTRY_POINT_GROUP = "normbench.tasks"
 
 

@@ -13,20 +13,19 @@ from the sweep and run id, so a resumed run continues the same W&B run.
 from __future__ import annotations
 
 import hashlib
-import netrc
 import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
+from normbench.wandb_auth import wandb_login_available
 from normlayers import resolve_norm
 
 from .config import RunConfig
 from .csv_logger import ResumableCSVLogger
 from .rundir import flatten
 
-__all__ = ["RunLoggers", "build_loggers", "logger_record_fields", "wandb_enabled", "wandb_group", "flat_run_config",
-           "has_wandb_credentials"]
+__all__ = ["RunLoggers", "build_loggers", "logger_record_fields", "wandb_enabled", "wandb_group", "flat_run_config"]
 
 WANDB_ENV = "NORMBENCH_WANDB"
 
@@ -44,22 +43,11 @@ def wandb_enabled(cfg: RunConfig) -> bool:
     return cfg.wandb.enabled or os.environ.get(WANDB_ENV, "").lower() in ("1", "true", "yes", "on")
 
 
-def has_wandb_credentials() -> bool:
-    """An API key in the environment or a netrc entry for the W&B host (no network call)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].split("/")[0]
-    try:
-        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
-
-
 def wandb_mode(requested: str) -> str:
     """``auto`` becomes online with credentials and offline without (the other modes are kept)."""
     if requested != "auto":
         return requested
-    return "online" if has_wandb_credentials() else "offline"
+    return "online" if wandb_login_available() else "offline"
 
 
 def wandb_group(task: str, dataset: str, model: str, coordinates: dict[str, Any], norm: str, batch_size: int) -> str:

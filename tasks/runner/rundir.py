@@ -8,12 +8,13 @@ config for the same directory is refused instead of silently mixing results.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from normbench.naming import file_safe
 
 from .config import RunConfig, config_to_dict
 from .errors import ConfigError
@@ -43,7 +44,7 @@ OPERATIONAL_KEYS = {
 
 def slug(text: str) -> str:
     """A file-system-safe version of a norm spec or name (``bgn:num_groups=2`` -> ``bgn_num_groups=2``)."""
-    return re.sub(r"[^A-Za-z0-9=.+-]+", "_", text).strip("_")
+    return file_safe(text)
 
 
 def _coordinate_text(value: Any) -> str:
