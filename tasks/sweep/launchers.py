@@ -42,6 +42,22 @@ def _result_from_disk(run: PlannedRun, fallback: str) -> RunResult:
     return RunResult(run, str(record.get("status")), str(record.get("error") or ""))
 
 
+def _stop_with_parent() -> None:
+    """Worker initializer: on Linux, a worker gets SIGINT when the sweep process dies (even by SIGKILL).
+
+    SIGINT is Ctrl-C for the run in the worker: Lightning saves ``interrupted.ckpt`` and the
+    run resumes on the next sweep, instead of training on, orphaned, with nobody to report to.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None).prctl(1, int(signal.SIGINT))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def run_in_job(task_name: str, argv: list[str]) -> tuple[str, str, float]:
     """Execute one run in the current process (used in-process, in workers and in SLURM jobs).
 
@@ -105,7 +121,8 @@ class LocalLauncher:
 
     def _pool(self, runs: list[PlannedRun], counter: SweepProgress) -> list[RunResult]:
         results: list[RunResult] = []  # each run sets its torch threads (--trainer.threads)
-        with ProcessPoolExecutor(max_workers=self.parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=self.parallel, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_stop_with_parent) as pool:
             futures = {pool.submit(run_in_job, run.task, self._argv(run)): run for run in runs}
             try:
                 for future in as_completed(futures):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from run_helpers import interrupt
 from toy_task import TOY, ToyModule
 
 from tasks.data.datamodule import ImageDataModule
@@ -20,20 +21,9 @@ def toy_config(out: Path, *args: str):
                               "--trainer.log_every_n_steps", "5", *args], raise_errors=True)
 
 
-def interrupt(monkeypatch, out: Path, when) -> Path:
+def interrupt_toy(monkeypatch, out: Path, when) -> Path:
     """Run until ``when(module, batch_idx)`` is true at a training step, then Ctrl-C; the run directory."""
-    original = ToyModule.training_step
-
-    def step(self, batch, batch_idx):
-        if when(self, batch_idx):
-            raise KeyboardInterrupt
-        return original(self, batch, batch_idx)
-
-    monkeypatch.setattr(ToyModule, "training_step", step)
-    with pytest.raises(SystemExit):  # Lightning turns Ctrl-C into a graceful exit(1)
-        execute(toy_config(out), TOY)
-    monkeypatch.setattr(ToyModule, "training_step", original)
-    return next(p for p in out.iterdir() if p.is_dir())
+    return interrupt(monkeypatch, ToyModule, lambda: execute(toy_config(out), TOY), when, out)
 
 
 def evaluate(run_dir: Path, checkpoint: str) -> float:
@@ -74,7 +64,7 @@ def test_two_stages_give_one_record_with_selected_and_last_metrics(tmp_path: Pat
 
 def test_resume_inside_the_second_stage_is_exact_and_does_not_redo_the_first(tmp_path: Path, monkeypatch) -> None:
     reference = execute(toy_config(tmp_path / "a"), TOY).record
-    run_dir = interrupt(monkeypatch, tmp_path / "b", lambda m, i: m.stage_name == "finetune" and m.current_epoch == 1)
+    run_dir = interrupt_toy(monkeypatch, tmp_path / "b", lambda m, i: m.stage_name == "finetune" and m.current_epoch == 1)
     (run_dir / "checkpoints" / "finetune" / "interrupted.ckpt").unlink()  # resume from the epoch-end checkpoint
     TOY.builds.clear()
     resumed = execute(toy_config(tmp_path / "b"), TOY).record
@@ -87,7 +77,7 @@ def test_resume_inside_the_second_stage_is_exact_and_does_not_redo_the_first(tmp
 def test_resume_is_not_exact_without_pythons_random_state(tmp_path: Path, monkeypatch) -> None:
     """The control for the test above: without restoring Python's random, the resumed run differs."""
     reference = execute(toy_config(tmp_path / "a"), TOY).record
-    run_dir = interrupt(monkeypatch, tmp_path / "b", lambda m, i: m.stage_name == "finetune" and m.current_epoch == 1)
+    run_dir = interrupt_toy(monkeypatch, tmp_path / "b", lambda m, i: m.stage_name == "finetune" and m.current_epoch == 1)
     (run_dir / "checkpoints" / "finetune" / "interrupted.ckpt").unlink()
     monkeypatch.setattr(random, "setstate", lambda state: None)
     resumed = execute(toy_config(tmp_path / "b"), TOY).record
@@ -95,7 +85,7 @@ def test_resume_is_not_exact_without_pythons_random_state(tmp_path: Path, monkey
 
 
 def test_resume_inside_the_first_stage(tmp_path: Path, monkeypatch) -> None:
-    run_dir = interrupt(monkeypatch, tmp_path, lambda m, i: m.stage_name == "pretrain" and i == 10)
+    run_dir = interrupt_toy(monkeypatch, tmp_path, lambda m, i: m.stage_name == "pretrain" and i == 10)
     assert not (run_dir / "stages" / "pretrain.json").exists()
     assert torch.load(run_dir / "checkpoints" / "pretrain" / "interrupted.ckpt", weights_only=True)["global_step"] == 10
     seen: list[tuple[str, int]] = []

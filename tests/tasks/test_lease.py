@@ -144,3 +144,42 @@ def test_two_launchers_on_one_sweep_train_each_grid_point_once(tmp_path: Path, l
     assert finished == 4, outputs  # every run finished exactly once across the two launchers
     for run in runs:  # and each was reported finished by one launcher only
         assert sum(f"{run.name} -> finished" in out for out in outputs) == 1, outputs
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_workers_stop_and_save_when_the_sweep_process_is_killed(tmp_path: Path) -> None:
+    sweep = {
+        "name": "killed", "out_dir": str(tmp_path / "runs"),
+        "tasks": [{"task": "classification", "config": TEST_CONFIG}],
+        "norms": ["bn", "gn"], "batch_sizes": [2], "seeds": [0],
+        "overrides": {"trainer.epochs": 50, "data.fraction": 0.01},
+        "launcher": {"parallel": 2, "threads_per_run": 1},
+    }
+    path = tmp_path / "killed.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    parent = subprocess.Popen([sys.executable, "-m", "tasks.cli", "sweep", str(path)], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dirs = tmp_path / "runs" / "killed"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(list(run_dirs.glob("*/checkpoints/last.ckpt"))) < 2:
+        time.sleep(0.5)  # both runs are training and have passed an epoch end
+    workers = [c for c in _children(parent.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+    assert len(workers) == 2
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.5)
+    assert not any(Path(f"/proc/{w}").exists() for w in workers), "orphaned workers kept training"
+    for run in run_dirs.iterdir():
+        assert (run / "checkpoints" / "interrupted.ckpt").is_file()  # Ctrl-C semantics: saved on the way out
+        assert not (run / LEASE_NAME).exists() and not (run / "result.json").exists()

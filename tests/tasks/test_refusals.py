@@ -58,6 +58,12 @@ def run_cli(*args: str) -> int:
         (["--norm", "bgn:num_groups=128"], "num_groups=128 does not divide"),
         (["--batch_size", "1"], "uses batch statistics, which are undefined for a batch of 1"),
         (["--coordinate_keys", "[optim.base_rl]"], "coordinate_keys: 'optim.base_rl' is not a config key"),
+        (["--norm", "bgx"], "unknown norm 'bgx' (did you mean 'bgn'?)"),
+        (["--norm", "bgn:groups=2"], "unknown argument 'groups'"),
+        (["--data.name", "mnist"], "unknown data set 'mnist'"),
+        (["--batch_size", "1", "--norm", "bgn"], "uses batch statistics"),
+        (["--data.root", "/nonexistent/normbench"], "data root /nonexistent/normbench does not exist"),
+        (["--no_such_option", "1"], "unrecognized arguments"),
     ],
 )
 def test_invalid_values_are_refused_before_anything_is_written(tmp_path: Path, capsys, args, message) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from run_helpers import interrupt
 
 from normlayers import list_norms, resolve_norm
 from tasks.classification.module import ClassificationModule
@@ -43,18 +44,8 @@ def run_cli(*args: str) -> int:
 
 def interrupt_run(tmp_path: Path, monkeypatch, when) -> Path:
     """Run until ``when(module)`` is true at a training step, then Ctrl-C; return the run directory."""
-    original = ClassificationModule.training_step
-
-    def step(self, batch, batch_idx):
-        if when(self):
-            raise KeyboardInterrupt
-        return original(self, batch, batch_idx)
-
-    monkeypatch.setattr(ClassificationModule, "training_step", step)
-    with pytest.raises(SystemExit):  # Lightning turns Ctrl-C into a graceful exit(1)
-        execute(config(tmp_path), CLASSIFICATION)
-    monkeypatch.setattr(ClassificationModule, "training_step", original)
-    return next(tmp_path.iterdir())
+    return interrupt(monkeypatch, ClassificationModule, lambda: execute(config(tmp_path), CLASSIFICATION),
+                     lambda module, batch_idx: when(module), tmp_path)
 
 
 def record_of(run_dir: Path) -> dict:
@@ -162,28 +153,6 @@ def test_failing_run_records_a_one_line_error_and_keeps_the_traceback(tmp_path: 
     # a failed run is retried on the next attempt
     monkeypatch.undo()
     assert execute(config(tmp_path), CLASSIFICATION).status == "finished"
-
-
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--norm", "bgx"], "unknown norm 'bgx' (did you mean 'bgn'?)"),
-        (["--norm", "bgn:groups=2"], "unknown argument 'groups'"),
-        (["--data.name", "mnist"], "unknown data set 'mnist'; available: fashion_mnist, cifar10, cifar100, imagenet"),
-        (["--batch_size", "1"], "uses batch statistics, which are undefined for a batch of 1"),
-        (["--batch_size", "1", "--norm", "bgn"], "uses batch statistics"),
-        (["--data.root", "/nonexistent/normbench"], "data root /nonexistent/normbench does not exist"),
-        (["--model.name", "vgg"], "unknown model 'vgg'"),
-        (["--batch_size", "two"], "batch_size"),
-        (["--no_such_option", "1"], "unrecognized arguments"),
-    ],
-)
-def test_invalid_configurations_are_refused_with_one_line(tmp_path: Path, capsys, args, message) -> None:
-    code = run_cli("run", "classification", "--config", TEST_CONFIG, "--out_dir", str(tmp_path), *args)
-    err = capsys.readouterr().err
-    assert code == 2
-    assert message in err and "Traceback" not in err
-    assert not any(tmp_path.iterdir())  # refused before a run directory exists
 
 
 def test_bgn_groups_that_do_not_fit_the_feature_maps_are_refused_before_training(tmp_path: Path, capsys) -> None:
