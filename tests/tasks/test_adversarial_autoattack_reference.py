@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import logging
 
+import pyautoattack
 import pytest
 import torch
+from test_adversarial_attacks import EPS, fashion_images, one_thread, tiny_net, train  # noqa: F401
 from torch import nn
 
 from tasks.adversarial.ensemble import EnsembleSettings, build_ensemble, run_ensemble
-
-from test_adversarial_attacks import EPS, fashion_images, one_thread, tiny_net, train  # noqa: F401
-
-pyautoattack = pytest.importorskip("pyautoattack", reason="pip install --no-deps pyautoattack==0.2.0")
 
 
 @pytest.fixture(scope="module")
