@@ -140,6 +140,8 @@ class AdversarialModule(L.LightningModule):
         self._keep(index, self.evaluator.evaluate(images, labels))
 
     def on_test_epoch_end(self) -> None:
+        if not self._outcomes:  # the subset loader was cut off (limit_test_batches=0 in benchmarks)
+            return
         summary = summarize(self._gathered(), EnsembleSettings.from_config(self.cfg.eval))
         for name, value in summary.metrics.items():
             self.log(name, value, add_dataloader_idx=False)

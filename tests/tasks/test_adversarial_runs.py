@@ -132,3 +132,13 @@ def test_bad_settings_are_refused_before_anything_is_written(tmp_path: Path, cap
     assert code == 2 and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) <= 2  # one line (plus the "see --help" hint of parse errors)
     assert not any(tmp_path.iterdir())
+
+
+def test_attacks_need_the_evaluation_loops_outside_inference_mode(tmp_path: Path, monkeypatch) -> None:
+    """The task's declaration is what makes evaluation work; the other tasks keep inference mode."""
+    from tasks.classification.task import CLASSIFICATION
+
+    assert ADVERSARIAL.eval_needs_gradients and not CLASSIFICATION.eval_needs_gradients
+    monkeypatch.setattr(type(ADVERSARIAL), "eval_needs_gradients", False)
+    outcome = execute(config(tmp_path, "--trainer.epochs", "1"), ADVERSARIAL)
+    assert outcome.status == "failed" and "does not require grad" in outcome.message  # no gradient in inference mode
