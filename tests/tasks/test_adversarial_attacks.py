@@ -7,6 +7,8 @@ seconds) and attacked with the task's own evaluation code.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -23,9 +25,9 @@ from tasks.data.fashion_mnist import load_fashion_mnist
 EPS = 0.1
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    """Tiny networks run fastest on one thread (and do not fight other processes for cores)."""
+    """Tiny networks run fastest on one thread (and do not fight other processes for cores); restored after."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -66,11 +68,16 @@ def train(net: nn.Module, steps: int, attack_steps: int = 0) -> nn.Module:
     return net.eval()
 
 
-@pytest.fixture(scope="module")
-def standard_model() -> nn.Module:
-    torch.set_num_threads(1)
+@functools.lru_cache(maxsize=1)
+def trained_tiny_model() -> nn.Module:
+    """The tiny network after 300 steps of ordinary (not adversarial) training; shared by the test modules."""
     torch.manual_seed(0)
     return train(tiny_net(), 300)
+
+
+@pytest.fixture(scope="module")
+def standard_model() -> nn.Module:
+    return trained_tiny_model()
 
 
 def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

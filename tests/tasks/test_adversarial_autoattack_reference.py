@@ -1,9 +1,10 @@
 """Our AutoAttack (torchattacks' attacks, the authors' settings) against the authors' implementation.
 
 The reference is ``pyautoattack`` (Croce & Hein's AutoAttack packaged on PyPI,
-requirements.txt). Both run on the same adversarially trained tiny network and
-the same Fashion-MNIST test images with the same seed; the robust flags must
-agree image by image. The fast test covers the APGD pair at the authors' 100
+requirements.txt). Both run on the same tiny trained network and the same
+Fashion-MNIST test images with the same seed, at an epsilon (0.02) where about
+half of the correctly classified images resist; the robust flags must agree
+image by image. The fast test covers the APGD pair at the authors' 100
 iterations and 9 target classes; the slow one the whole standard version.
 """
 
@@ -14,17 +15,17 @@ import logging
 import pyautoattack
 import pytest
 import torch
-from test_adversarial_attacks import EPS, fashion_images, one_thread, tiny_net, train  # noqa: F401
+from test_adversarial_attacks import fashion_images, one_thread, trained_tiny_model  # noqa: F401
 from torch import nn
 
 from tasks.adversarial.ensemble import EnsembleSettings, build_ensemble, run_ensemble
 
+EPS = 0.02
+
 
 @pytest.fixture(scope="module")
 def robust_model() -> nn.Module:
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    return train(tiny_net(), 200, attack_steps=2)  # PGD-2 adversarial training: some images resist
+    return trained_tiny_model()
 
 
 def compare(net: nn.Module, attacks: tuple[str, ...], count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,13 +43,13 @@ def compare(net: nn.Module, attacks: tuple[str, ...], count: int) -> tuple[torch
 
 
 def test_the_apgd_pair_agrees_with_the_original_image_by_image(robust_model: nn.Module) -> None:
-    ours, theirs = compare(robust_model, ("apgd-ce", "apgd-t"), 64)
-    assert 5 <= int(ours.sum()) <= 60  # some images resist, some fall: the comparison says something
+    ours, theirs = compare(robust_model, ("apgd-ce", "apgd-t"), 32)
+    assert 3 <= int(ours.sum()) <= 20  # some images resist, some fall: the comparison says something
     assert torch.equal(ours, theirs)
 
 
 @pytest.mark.slow
 def test_the_standard_version_agrees_with_the_original_image_by_image(robust_model: nn.Module) -> None:
-    ours, theirs = compare(robust_model, ("apgd-ce", "apgd-t", "fab-t", "square"), 128)
+    ours, theirs = compare(robust_model, ("apgd-ce", "apgd-t", "fab-t", "square"), 96)
     assert int(ours.sum()) >= 5
     assert torch.equal(ours, theirs)

@@ -73,15 +73,17 @@ def test_a_run_selects_on_robust_validation_accuracy_and_reports_both_checkpoint
     assert reports["selected"]["samples"] == 16 and reports["selected"]["counts"]["clean"] <= 16
 
 
-@pytest.mark.parametrize("method, words", [("trades", "tpgd-7 step 0.025 beta 6"), ("fgsm_rs", "fgsm-rs step 0.125")])
-def test_trades_and_fgsm_rs_runs_get_their_own_directories(tmp_path: Path, method: str, words: str) -> None:
-    cfg = config(tmp_path, "--method", method, "--norm", "gn", "--trainer.epochs", "1")
+@pytest.mark.parametrize("method, words, mode", [("trades", "tpgd-7 step 0.025 beta 6", "eval"),
+                                                ("fgsm_rs", "fgsm-rs step 0.125", "train")])
+def test_trades_and_fgsm_rs_runs_get_their_own_directories(tmp_path: Path, method: str, words: str, mode: str) -> None:
+    cfg = config(tmp_path, "--method", method, "--norm", "bgn", "--trainer.epochs", "1", "--attack_mode", mode)
     cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, ensemble=[]))  # PGD-20 is the strongest
     outcome = execute(cfg, ADVERSARIAL)
     assert outcome.status == "finished", outcome.message
     r = outcome.record
     assert f"method={method}" in outcome.run_dir.name and r["coordinates"] == {"method": method}
-    assert r["protocol"]["train_attack"] == words and r["robust_attack"] == "pgd-20"
+    assert r["protocol"]["train_attack"] == words and r["protocol"]["attack_mode"] == mode
+    assert r["robust_attack"] == "pgd-20"
     assert r["test/robust_acc"] == r["test/pgd20_acc"] and r["steps"] == 7
 
 
