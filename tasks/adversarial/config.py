@@ -46,7 +46,7 @@ class PGDTrainingConfig:
 
 @dataclass
 class TradesConfig:
-    """TRADES (Zhang et al., 2019): cross-entropy on clean images + beta * KL(f(x_adv) || f(x)).
+    """TRADES (Zhang et al., 2019): cross-entropy on clean images + beta * KL(f(x) || f(x_adv)), batch mean.
 
     The inner maximization is torchattacks' TPGD (KL loss, start at x + 0.001 * N(0, 1)).
 

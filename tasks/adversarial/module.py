@@ -40,6 +40,16 @@ EVAL_FILE = "robust-eval.json"
 
 
 class AdversarialModule(L.LightningModule):
+    """Adversarial training and robust evaluation of ``build_network(cfg.model...)`` (see the module docstring).
+
+    Example:
+        >>> from tasks.adversarial.config import AdversarialConfig
+        >>> module = AdversarialModule(AdversarialConfig(norm="bgn"), num_classes=10, in_channels=1, mean=(0.286,),
+        ...                            std=(0.353,), global_batch_size=32)
+        >>> type(module.net.normalize).__name__
+        'InputNormalization'
+    """
+
     def __init__(self, cfg: AdversarialConfig, *, num_classes: int, in_channels: int, mean: tuple[float, ...],
                  std: tuple[float, ...], global_batch_size: int) -> None:
         super().__init__()
@@ -55,6 +65,7 @@ class AdversarialModule(L.LightningModule):
         self.accuracy = nn.ModuleDict({split: MulticlassAccuracy(num_classes, average="micro")
                                        for split in ("val", "test")})
         self.train_attack: Any = None  # torchattacks binds a device: built in on_fit_start
+        self.evaluator: RobustEvaluator | None = None  # built in on_test_epoch_start, after the model moved
         self.eval_reports: list[dict[str, Any]] = []  # one per test run, in order (the last weights first)
         self._outcomes: dict[str, list[torch.Tensor]] = {}
 
@@ -137,6 +148,7 @@ class AdversarialModule(L.LightningModule):
             self._clean(batch[0], batch[1], "test")
             return
         images, labels, index = batch
+        assert self.evaluator is not None
         self._keep(index, self.evaluator.evaluate(images, labels))
 
     def on_test_epoch_end(self) -> None:
