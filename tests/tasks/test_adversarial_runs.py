@@ -144,3 +144,20 @@ def test_attacks_need_the_evaluation_loops_outside_inference_mode(tmp_path: Path
     monkeypatch.setattr(type(ADVERSARIAL), "eval_needs_gradients", False)
     outcome = execute(config(tmp_path, "--trainer.epochs", "1"), ADVERSARIAL)
     assert outcome.status == "failed" and "does not require grad" in outcome.message  # no gradient in inference mode
+
+
+def test_cifar10_runs_with_preact_resnet18_from_the_existing_loader(tmp_path: Path) -> None:
+    """The paper profile's data and network on a tiny CIFAR-10 in torchvision's format (written here)."""
+    import data_fixtures as fx
+
+    fx.write_cifar(tmp_path / "data", "cifar10", per_batch=40, test_count=60)
+    cfg = config(tmp_path / "runs", "--data.name", "cifar10", "--data.root", str(tmp_path / "data"),
+                 "--trainer.epochs", "1", "--pgd_at.epsilon", str(8 / 255), "--pgd_at.step_size", str(2 / 255))
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name="preact_resnet18", width=4),
+                              data=dataclasses.replace(cfg.data, val_size=50, fraction=1.0, test_fraction=1.0))
+    outcome = execute(cfg, ADVERSARIAL)
+    assert outcome.status == "finished", outcome.message
+    r = outcome.record
+    assert (r["dataset"], r["model"], r["steps"]) == ("cifar10", "preact_resnet18", 18)  # 150 images / 8
+    assert r["robust_samples"] == 16 and r["test_samples"] == 60 and r["protocol"]["epsilon"] == round(8 / 255, 6)
+    assert 0.0 <= r["test/robust_acc"] <= r["test/subset_acc"] <= 1.0
