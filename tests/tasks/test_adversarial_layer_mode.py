@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_adversarial_attacks import one_thread  # noqa: F401  (tiny networks: one torch thread)
 from torch import nn
 
 from normlayers import create_norm, find_norm_layers, get_norm_entry, list_norms

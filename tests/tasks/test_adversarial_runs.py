@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_adversarial_attacks import one_thread  # noqa: F401  (runs use one thread; restored after this module)
 
 from tasks.adversarial.module import EVAL_FILE, AdversarialModule
 from tasks.adversarial.task import ADVERSARIAL
