@@ -162,3 +162,25 @@ def test_cifar10_runs_with_preact_resnet18_from_the_existing_loader(tmp_path: Pa
     assert (r["dataset"], r["model"], r["steps"]) == ("cifar10", "preact_resnet18", 18)  # 150 images / 8
     assert r["robust_samples"] == 16 and r["test_samples"] == 60 and r["protocol"]["epsilon"] == round(8 / 255, 6)
     assert 0.0 <= r["test/robust_acc"] <= r["test/subset_acc"] <= 1.0
+
+
+def test_resuming_from_an_epoch_end_reproduces_the_uninterrupted_run(tmp_path: Path, monkeypatch) -> None:
+    """The training attacks' random starts come from the checkpointed generators; evaluation attacks use their own."""
+    reference = execute(config(tmp_path / "a"), ADVERSARIAL).record
+    original = AdversarialModule.training_step
+
+    def interrupt(self, batch, batch_idx):
+        if self.current_epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(AdversarialModule, "training_step", interrupt)
+    with pytest.raises(SystemExit):
+        execute(config(tmp_path / "b"), ADVERSARIAL)
+    run_dir = next((tmp_path / "b").iterdir())
+    (run_dir / "checkpoints" / "interrupted.ckpt").unlink()  # resume from the epoch-end checkpoint
+    monkeypatch.setattr(AdversarialModule, "training_step", original)
+    resumed = execute(config(tmp_path / "b"), ADVERSARIAL).record
+    assert resumed["steps"] == reference["steps"] == 14
+    assert resumed["last/test/loss"] == pytest.approx(reference["last/test/loss"], rel=1e-6)
+    assert resumed["last/test/robust_acc"] == reference["last/test/robust_acc"]
