@@ -137,9 +137,11 @@ def execute(cfg: RunConfig, task: Task, *, trainer_overrides: dict[str, Any] | N
     if rank_zero and lease is None:
         holder = lease_holder(run_dir, lease_ttl) or {}
         return RunOutcome("running_elsewhere", run_dir, f"held by {holder.get('host', '?')} pid {holder.get('pid', '?')}")
+    threads = torch.get_num_threads()
     try:
         return _train(cfg, task, run_dir, lease, rank_zero, trainer_overrides, use_wandb)
     finally:
+        torch.set_num_threads(threads)  # trainer.threads is this run's, not the process's
         if lease is not None:
             lease.release()
 
