@@ -32,7 +32,7 @@ __all__ = ["SEED", "VERSION", "build_images", "load_fashion_mnist_m", "sample_ph
 log = logging.getLogger("normbench")
 
 SEED = 20151  # fixed: every machine builds the same images
-VERSION = 1  # bump when the recipe changes: older caches are rebuilt
+VERSION = 2  # bump when the recipe changes: older caches are rebuilt
 SIZE = 28
 _SPLIT_STREAM = {"train": 0, "test": 1}
 _CHUNK = 8192
@@ -54,19 +54,19 @@ def _sha256(array: np.ndarray) -> str:
 def build_images(grey: np.ndarray, split: str, seed: int = SEED, photos: np.ndarray | None = None) -> np.ndarray:
     """Blend (N, 28, 28) uint8 grey images with photo patches: (N, 3, 28, 28) uint8, deterministic in ``seed``.
 
-    Image ``i``'s patch depends only on ``seed``, ``split`` and ``i`` (the
-    generator draws all N patch parameters at once), so a prefix of the data
-    set is the same whatever its length.
+    Image ``i``'s patch depends only on ``seed``, ``split`` and ``i`` (row ``i``
+    of one (N, 5) draw of uniforms), so a prefix of the data set is the same
+    whatever its length.
     """
     photos = sample_photos() if photos is None else photos
     count = len(grey)
     _, height, width, _ = photos.shape
     rng = np.random.default_rng([seed, _SPLIT_STREAM[split]])
-    which = rng.integers(0, len(photos), size=count)
-    top = rng.integers(0, height - SIZE + 1, size=count)
-    left = rng.integers(0, width - SIZE + 1, size=count)
-    flip_lr = rng.random(count) < 0.5
-    flip_ud = rng.random(count) < 0.5
+    draws = rng.random((count, 5))  # row i: image i's photo, crop corner and flips
+    which = (draws[:, 0] * len(photos)).astype(np.int64)
+    top = (draws[:, 1] * (height - SIZE + 1)).astype(np.int64)
+    left = (draws[:, 2] * (width - SIZE + 1)).astype(np.int64)
+    flip_lr, flip_ud = draws[:, 3] < 0.5, draws[:, 4] < 0.5
     offsets = np.arange(SIZE)
     out = np.empty((count, 3, SIZE, SIZE), dtype=np.uint8)
     for start in range(0, count, _CHUNK):

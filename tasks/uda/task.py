@@ -30,6 +30,7 @@ __all__ = ["UdaTask", "UDA", "PAIR_AXIS", "SOURCE_SELECTION", "ORACLE_SELECTION"
 PAIR_AXIS = TableAxis("pair", "source -> target", ("source", "target"), average=True)
 SOURCE_SELECTION = best_on("val/source_acc", "max", "best source validation accuracy")
 ORACLE_SELECTION = best_on("val/target_acc", "max", "best target validation accuracy (oracle: labelled target)")
+_dry_run_verdicts: dict[tuple, str | None] = {}
 
 
 def _cfg(cfg: RunConfig) -> UdaConfig:
@@ -126,6 +127,22 @@ class UdaTask(Task):
         source, _ = self._domains(cfg)
         return build_network(cfg.model.name, norm=str(cfg.norm), num_classes=source.num_classes, in_channels=channels,
                              image_size=size, width=cfg.model.width, feature_dim=cfg.model.feature_dim)
+
+    def dry_run(self, cfg: RunConfig) -> None:
+        """The shared dry forward pass, once per network shape and benchmark: the method and the direction
+        do not change the feature extractor, so a sweep's methods and pairs share one verdict."""
+        c = _cfg(cfg)
+        source, _ = self._domains(c)
+        key = (str(c.norm), c.model.name, c.model.width, c.model.feature_dim, self.input_shape(c), source.num_classes,
+               self.identity(c)[0])
+        if key not in _dry_run_verdicts:
+            try:
+                super().dry_run(cfg)
+                _dry_run_verdicts[key] = None
+            except ConfigError as exc:
+                _dry_run_verdicts[key] = str(exc)
+        if _dry_run_verdicts[key] is not None:
+            raise ConfigError(_dry_run_verdicts[key])
 
     # --- building and running ---------------------------------------------------------------------------
     def build(self, cfg: RunConfig, stage: Stage, earlier: dict[str, StageResult]
