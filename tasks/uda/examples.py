@@ -2,8 +2,9 @@
 
     python -m tasks.uda.examples docs/figures/uda_fashion_mnist_m.png
 
-writes Fashion-MNIST (top row of each pair) above the Fashion-MNIST-M image built
-from it (bottom row), ``--per-class`` examples of each of the ten classes. Runs
+writes one column per Fashion-MNIST class (T-shirt/top ... ankle boot), each
+Fashion-MNIST test image above the Fashion-MNIST-M image built from it,
+``--per-class`` pairs per class. Runs
 on small-image domains write ``domains.png`` into their run directory: the first
 training images of the labelled and the unlabelled side.
 """
@@ -58,8 +59,12 @@ def fashion_pair_grid(per_class: int = 4, root: Path | None = None, cache_dir: P
 
     grey, labels = load_fashion_mnist(root, "test")
     colour, _, _ = load_fashion_mnist_m(root, cache_dir or fashion_mnist_m_cache(None, None), "test")
-    picks = torch.cat([torch.nonzero(labels == c).flatten()[:per_class] for c in range(10)])
-    return image_grid([grey[picks], colour[picks]])
+    by_class = [torch.nonzero(labels == c).flatten()[:per_class] for c in range(10)]
+    rows = []
+    for k in range(per_class):  # one column per class; each grey row above its colour version
+        picks = torch.stack([indices[k] for indices in by_class])
+        rows += [grey[picks], colour[picks]]
+    return image_grid(rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,6 +88,7 @@ class UdaModule(L.LightningModule):
                                        for name in ("val", "test_source", "test_target", "test_target_adabn")})
         self._adapted: nn.Module | None = None
         self.total_steps = 1
+        self.data_provenance: dict[str, str] = {}
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -162,6 +163,7 @@ class UdaModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_fit_start(self) -> None:
+        self.data_provenance = dict(getattr(self.trainer.datamodule, "provenance", {}))  # checksums for the record
         if self.trainer.is_global_zero:
             from .examples import write_run_examples
 

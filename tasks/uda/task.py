@@ -164,8 +164,7 @@ class UdaTask(Task):
         out: dict[str, Any] = {}
         if getattr(module, "adabn_summary", None) is not None:
             out["adabn"] = module.adabn_summary
-        datamodule = module.trainer.datamodule if module._trainer is not None else None
-        out.update(getattr(datamodule, "provenance", {}) or {})
+        out.update(getattr(module, "data_provenance", {}))
         features = getattr(getattr(module, "net", None), "features", None)
         if getattr(features, "weights_loaded", 0):
             out["weights_loaded_tensors"] = features.weights_loaded

@@ -230,3 +230,36 @@ def test_pairs_are_made_by_declared_class_names_not_by_counts() -> None:
     with pytest.raises(ConfigError, match="unknown domain 'mnistm' \\(did you mean 'mnist_m'\\?\\)"):
         get_domain("mnistm")
     assert len(DOMAINS["amazon"].classes) == 31 and len(DOMAINS["art"].classes) == 65
+
+
+# ------------------------------------------------------------------------------------ gain over source-only
+
+
+def test_gain_table_subtracts_the_matching_source_only_run(tmp_path) -> None:
+    import json
+
+    from tasks.uda.gain import collect_gains, main
+
+    def write(method: str, norm: str, pair: tuple[str, int], seed: int, acc: float, adabn: float | None = None) -> None:
+        record = {"task": "uda", "status": "finished", "dataset": "fmnist_fmnistm", "coordinates": {"method": method},
+                  "axis_value": pair[0], "axis_label": pair[0], "axis_order": pair[1], "norm": norm, "norm_name": norm,
+                  "norm_label": norm.upper(), "norm_num_groups": None, "batch_size": 32,
+                  "protocol": {"domain_batches": "joint"}, "seed": seed, "test/target_acc": acc}
+        if adabn is not None:
+            record["test/target_acc_adabn"] = adabn
+        folder = tmp_path / f"{method}-{norm}-{pair[0]}-{seed}"
+        folder.mkdir()
+        (folder / "result.json").write_text(json.dumps(record))
+
+    for seed, (base, dann) in enumerate([(0.40, 0.46), (0.42, 0.44)]):
+        write("source_only", "bn", ("b->a", 1), seed, base, adabn=base + 0.01)
+        write("dann", "bn", ("b->a", 1), seed, dann)
+    write("source_only", "ln", ("a->b", 0), 0, 0.5)
+    write("dann", "ln", ("a->b", 0), 0, 0.45)
+    write("dann", "ln", ("b->a", 1), 0, 0.9)  # no source-only run to compare with: left out
+    gains = collect_gains(tmp_path)
+    dann = {(cell[1], cell[3]): values for cell, values in gains[("fmnist_fmnistm", "joint", 32, "dann")].items()}
+    assert dann == {("BN", "b->a"): pytest.approx([6.0, 2.0]), ("LN", "a->b"): pytest.approx([-5.0])}
+    adabn = gains[("fmnist_fmnistm", "joint", 32, "adabn")]
+    assert [v for values in adabn.values() for v in values] == pytest.approx([1.0, 1.0])
+    assert main([str(tmp_path)]) == 0
