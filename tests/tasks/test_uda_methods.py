@@ -263,3 +263,27 @@ def test_gain_table_subtracts_the_matching_source_only_run(tmp_path) -> None:
     adabn = gains[("fmnist_fmnistm", "joint", 32, "adabn")]
     assert [v for values in adabn.values() for v in values] == pytest.approx([1.0, 1.0])
     assert main([str(tmp_path)]) == 0
+
+
+# ------------------------------------------------------------------------------------------- local weights
+
+
+def test_local_weights_fill_matching_tensors_and_list_what_does_not_fit(tmp_path) -> None:
+    from tasks.models.imagenet_resnet import imagenet_resnet
+    from tasks.uda.models import load_matching_weights
+
+    torch.manual_seed(0)
+    source = imagenet_resnet("resnet18", norm="bn", num_classes=1000)
+    for p in source.parameters():
+        p.data.normal_()
+    torch.save({"state_dict": source.state_dict()}, tmp_path / "bn.pt")
+    target = imagenet_resnet("resnet18", norm="bgn:num_groups=4", num_classes=1000)
+    loaded, skipped = load_matching_weights(target, tmp_path / "bn.pt")
+    own = target.state_dict()
+    assert torch.equal(own["conv1.weight"], source.state_dict()["conv1.weight"])
+    assert torch.equal(own["layer1.0.bn1.weight"], source.state_dict()["layer1.0.bn1.weight"])  # per-channel affine
+    assert "bn1.running_mean" in skipped and "bn1.stats.running_mean" not in skipped  # BN's statistics do not fit BGN's
+    assert loaded == len(source.state_dict()) - len(skipped)
+    torch.save({"weight": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="none of its 1 tensors fits"):
+        load_matching_weights(target, tmp_path / "other.pt")

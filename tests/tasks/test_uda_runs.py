@@ -185,6 +185,8 @@ def test_interrupted_dann_run_resumes_and_an_epoch_end_resume_reproduces_it(dann
     (["--norm", "bgn:num_groups=5"], "num_groups=5 does not divide"),
     (["--data.source", "mnist", "--data.target", "usps"], "mnist (train split) not found: looked in"),
     (["--domain_batches", "mixed"], "domain_batches"),
+    (["--model.weights", "/nonexistent/resnet50.pth"], "model.weights is for resnet50"),
+    (["--model.name", "resnet50", "--model.weights", "/nonexistent/r50.pth"], "model.weights=/nonexistent/r50.pth: no such file"),
 ])
 def test_bad_input_is_refused_with_exit_2_and_no_run_directory(tmp_path: Path, capsys, args, message) -> None:
     root = tmp_path / "data"
