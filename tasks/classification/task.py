@@ -11,7 +11,7 @@ from ..data import ImageDataModule, get_dataset_info, resolve_data_root
 from ..data.registry import DATASETS, UnknownDatasetError
 from ..models import build_model, list_models
 from ..runner.checks import suggest
-from ..runner.config import RunConfig
+from ..runner.config import RunConfig, SummaryColumn
 from ..runner.errors import ConfigError
 from ..runner.task import LAST, MetricSpec, SelectionRule, Stage, StageResult, Task, best_on
 from ..runner.world import world_size_of
@@ -37,6 +37,10 @@ class ClassificationTask(Task):
     def selection(self, cfg: RunConfig) -> SelectionRule:
         assert isinstance(cfg, ClassificationConfig)
         return best_on("val/acc", "max", "best validation accuracy") if cfg.selection == "best_val" else LAST
+
+    def summary_columns(self, cfg: RunConfig) -> tuple[SummaryColumn, ...]:
+        return (SummaryColumn("classification, smallest batch", axis="min"),
+                SummaryColumn("classification, largest batch", axis="max"))
 
     def validate(self, cfg: RunConfig) -> None:
         assert isinstance(cfg, ClassificationConfig)

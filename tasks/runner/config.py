@@ -17,7 +17,7 @@ from typing import Any, Literal, Optional, Union
 from .checks import Rule, at_least, checked, non_negative_int, positive_int
 from .errors import ConfigError
 
-__all__ = ["ConfigError", "TrainerConfig", "WandbConfig", "RunConfig", "config_to_dict", "PRECISIONS"]
+__all__ = ["ConfigError", "TrainerConfig", "WandbConfig", "SummaryColumn", "RunConfig", "config_to_dict", "PRECISIONS"]
 
 PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 _DEVICES = Rule(lambda v: v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and (v == -1 or v >= 1)),
@@ -79,6 +79,27 @@ class WandbConfig:
 
 
 @dataclass
+class SummaryColumn:
+    """One column this run's task contributes to the cross-task summary table.
+
+    Declared before the runs (in a task's config or a sweep's overrides), never
+    picked after seeing the results.
+
+    Attributes:
+        label: column header (default: the task's name and the axis setting).
+        axis: which column of the task's own table: min, max (the smallest or largest axis value, e.g.
+            batch size), average (the mean over the axis, e.g. domain pairs) or one axis value's label.
+        where: grid coordinates the column's runs must have (e.g. {method: pgd_at}).
+        metric: the metric shown (default: the task's primary metric).
+    """
+
+    label: str = ""
+    axis: str = "max"
+    where: dict[str, Any] = field(default_factory=dict)
+    metric: str = ""
+
+
+@dataclass
 class RunConfig:
     """One run: a task, a normalization, a batch size and a seed.
 
@@ -92,6 +113,7 @@ class RunConfig:
         run_name: directory name (default: derived from the task, its grid coordinates, norm, batch size and seed).
         coordinate_keys: dotted config keys that also identify the run (run id, W&B group, report tables), beyond
             the task's own coordinates; a sweep's grid sets this for the keys it varies.
+        summary: the cross-task summary table's columns for this task (default: the task's own declaration).
     """
 
     norm: Union[str, dict[str, Any]] = "bn"
@@ -102,6 +124,7 @@ class RunConfig:
     sweep: Optional[str] = None
     run_name: Optional[str] = None
     coordinate_keys: list[str] = field(default_factory=list)
+    summary: list[SummaryColumn] = field(default_factory=list)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
 

@@ -15,7 +15,7 @@ from .prepare import coordinates_of
 from .task import Task
 from .world import world_size_of
 
-__all__ = ["identity_fields", "declaration_fields"]
+__all__ = ["identity_fields", "declaration_fields", "summary_declarations"]
 
 
 def identity_fields(cfg: RunConfig, task: Task) -> dict[str, Any]:
@@ -48,6 +48,16 @@ def identity_fields(cfg: RunConfig, task: Task) -> dict[str, Any]:
     }
 
 
+def summary_declarations(cfg: RunConfig, task: Task, primary: str) -> list[dict[str, Any]]:
+    """The run's summary-table columns, with defaults filled in (label, metric)."""
+    columns = cfg.summary or list(task.summary_columns(cfg))
+    out = []
+    for column in columns:
+        label = column.label or f"{task.name} ({column.axis})"
+        out.append({"label": label, "axis": column.axis, "where": dict(column.where), "metric": column.metric or primary})
+    return out
+
+
 def declaration_fields(cfg: RunConfig, task: Task) -> dict[str, Any]:
     """What the results mean: metric declarations, table axis, selection rule, norm protocol."""
     metrics = task.metrics(cfg)
@@ -66,6 +76,7 @@ def declaration_fields(cfg: RunConfig, task: Task) -> dict[str, Any]:
         "axis_order": point.order,
         "axis_average": task.table_axis.average,
         "selection": task.selection(cfg).declaration(),
+        "summary_columns": summary_declarations(cfg, task, primary[0].name),
         "protocol": task.protocol(cfg),
         "images_per_step": task.stages(cfg)[-1].images_per_step,
     }

@@ -28,6 +28,7 @@ INTERRUPT_CHECKPOINT = "interrupted"  # OnExceptionCheckpoint, on Ctrl-C, SIGTER
 # Keys that do not change what a run computes: they may differ between attempts.
 OPERATIONAL_KEYS = {
     "coordinate_keys",
+    "summary",
     "out_dir",
     "sweep",
     "run_name",

@@ -22,7 +22,7 @@ from torch import nn
 
 from normlayers import NormSpecError
 
-from .config import RunConfig
+from .config import RunConfig, SummaryColumn
 from .errors import ConfigError
 
 __all__ = [
@@ -211,6 +211,13 @@ class Task:
 
     def selection(self, cfg: RunConfig) -> SelectionRule:
         return LAST
+
+    def summary_columns(self, cfg: RunConfig) -> tuple[SummaryColumn, ...]:
+        """The task's column(s) in the cross-task summary table (``cfg.summary`` overrides them).
+
+        Default: the primary metric at the largest value of the table axis.
+        """
+        return (SummaryColumn(label=self.name, axis="max"),)
 
     def protocol(self, cfg: RunConfig) -> dict[str, Any]:
         """Choices that change what a norm sees (kept the same for every norm, and recorded)."""
