@@ -17,15 +17,15 @@ import re
 from dataclasses import replace
 from typing import Iterable
 
+from .compare import ALPHA, MIN_SEEDS_FOR_TEST, tests_sentence
 from .record import format_scalar
-from .stats import ALPHA, MIN_SEEDS_FOR_TEST
 from .tables import AVERAGE_LABEL, MISSING, CellView, Table
 
 CSV_COLUMNS = (
     "task", "dataset", "model", "metric", "norm", "norm_label", "norm_num_groups", "batch_size",
     "n", "n_failed", "n_diverged", "mean", "std", "p_vs_bn", "beats_bn", "best",
     "coordinates", "axis", "axis_value", "axis_label", "context", "unit", "direction", "interval",
-    "interval_half_width",
+    "interval_half_width", "test", "seeds",
 )
 
 # Per-format spelling of the symbols a caption and a cell use.
@@ -36,7 +36,7 @@ _TEX = {"lt": "$<$", "pm": "$\\pm$", "sig": "*", "dagger": "\\dagger", "dash": "
         "bold": lambda s: f"\\textbf{{{s}}}", "sup": lambda s: f"$^{{{s}}}$"}
 
 _TEX_ESCAPES = {
-    "→": r"$\rightarrow$", "×": r"$\times$", "±": r"$\pm$", "<": r"\textless{}", ">": r"\textgreater{}",
+    "→": r"$\rightarrow$", "≥": r"$\geq$", "×": r"$\times$", "±": r"$\pm$", "<": r"\textless{}", ">": r"\textgreater{}",
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
 }
@@ -79,11 +79,15 @@ def _caption(table: Table, sym: dict, esc) -> str:
                      f"shown only when all of them have a value.")
     parts.append(f"{sym['bold']('Bold')}: best mean per {column} ({direction} is better).")
     if table.has_bn:
-        parts.append(
-            f"{sym['sup'](sym['sig'])}: significantly better than BN {same} "
-            f"(one-sided Welch's t-test, p {sym['lt']} {ALPHA:g}, {sym['geq']} {MIN_SEEDS_FOR_TEST} "
-            f"finished seeds in both cells)."
-        )
+        used = {c.test for row in table.rows for c in row.cells.values() if c.test}
+        if used:
+            parts.append(
+                f"{sym['sup'](sym['sig'])}: significantly better than BN {same} "
+                f"(one-sided, p {sym['lt']} {ALPHA:g}; {esc(tests_sentence(used))})."
+            )
+        else:
+            parts.append(f"No significance claimed: a test needs {sym['geq']} {MIN_SEEDS_FOR_TEST} finished seeds "
+                         "in both cells.")
     else:
         parts.append("No BN row, so no significance test.")
     parts.append(
@@ -199,6 +203,6 @@ def render_csv(tables: Iterable[Table]) -> str:
                     str((row.norm, column) in table.best).lower(),
                     _pairs(cell.coordinates), table.context.axis, format_scalar(cell.axis_value),
                     cell.axis_label, ";".join(table.parts), decl.unit, decl.direction, decl.interval or "",
-                    _num(cell.half_width),
+                    _num(cell.half_width), cell.test, " ".join(map(str, cell.seeds)),
                 ])
     return out.getvalue()

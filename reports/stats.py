@@ -4,8 +4,9 @@ A table cell is one (context, metric, norm, axis value) aggregated over seeds;
 the context (:class:`reports.record.Context`) holds every grid coordinate but
 the seed, so runs that differ in anything else are never averaged. The
 comparison with BN is the question the paper asks ("does this norm beat BN in
-this column?"), so it is a one-sided Welch's t-test in the metric's declared
-better direction, made only when both cells have enough finished seeds.
+this column?"): a one-sided test in the metric's declared better direction at
+the level that varies between trained models (seeds), paired where the design
+pairs the runs (:mod:`reports.compare` says which test and why).
 
 A metric that declares an `interval` (few-shot: each run's 95% half-width over
 test episodes) is shown with a 95% interval instead of a standard deviation:
@@ -16,18 +17,20 @@ from __future__ import annotations
 
 import math
 import statistics
-import warnings
 from collections import defaultdict
-from dataclasses import dataclass, replace
-from typing import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping
 
 from scipy import stats as _scipy_stats
 
+from .compare import ALPHA, MIN_SEEDS_FOR_TEST, Comparison, compare_with_bn, welch_p_value
+from .episodes import EpisodeSet, episodes_of
 from .record import Context, MetricDeclaration, RunRecord, Scalar, TableAxis, scalar_order
 
+__all__ = ["ALPHA", "BN_NORM", "CONFIDENCE", "MIN_SEEDS_FOR_TEST", "CellStats", "ContextInfo", "aggregate",
+           "describe_contexts", "welch_p_value"]
+
 BN_NORM = "bn"  # canonical spec of the reference: registry name bn, default arguments
-ALPHA = 0.05
-MIN_SEEDS_FOR_TEST = 3
 CONFIDENCE = 0.95
 
 CellKey = tuple[Context, str, str, Scalar]  # context, metric, norm, axis value
@@ -60,9 +63,14 @@ class CellStats:
     n_failed: int
     n_diverged: int
     run_intervals: tuple[float, ...] = ()  # each finished seed's own half-width, when declared
+    seeds: tuple[int, ...] = ()  # the seed of each of `values`
+    episodes: Mapping[int, EpisodeSet] = field(default_factory=dict, compare=False, repr=False)  # by seed
+    comparison: Comparison | None = None  # the test against BN (None for BN itself or without a BN cell)
+    notes: tuple[str, ...] = ()  # why episode files were not used, where they were not
     coordinates: tuple[tuple[str, Scalar], ...] = ()  # all grid coordinates, the axis's included, by key
     p_vs_bn: float | None = None
     beats_bn: bool = False  # p_vs_bn < ALPHA and the mean is better than BN's
+    run_batch_size: int | None = None  # the records' batch size (one per cell; it may follow the axis)
 
     @property
     def task(self) -> str:
@@ -86,12 +94,23 @@ class CellStats:
         """The normalization batch of this cell: the column on the batch axis, else the table's."""
         if self.context.batch_size is not None:
             return self.context.batch_size
+        if self.run_batch_size is not None:  # a batch size that follows another axis (few-shot's ways/shots)
+            return self.run_batch_size
         assert isinstance(self.axis_value, int)
         return self.axis_value
 
     @property
     def key(self) -> CellKey:
         return (self.context, self.metric, self.norm, self.axis_value)
+
+    @property
+    def by_seed(self) -> dict[int, float]:
+        return dict(zip(self.seeds, self.values))
+
+    @property
+    def test(self) -> str:
+        """The test that compared this cell with BN ("" when none was made)."""
+        return self.comparison.test if self.comparison is not None and self.comparison.made else ""
 
     @property
     def n(self) -> int:
@@ -140,25 +159,6 @@ def describe_contexts(records: Iterable[RunRecord]) -> dict[Context, ContextInfo
     return infos
 
 
-def welch_p_value(values: tuple[float, ...], reference: tuple[float, ...], mode: str) -> float | None:
-    """One-sided Welch's t-test p-value that `values` are better than `reference`.
-
-    None when either side has fewer than MIN_SEEDS_FOR_TEST values or the test is
-    undefined (both samples constant).
-    """
-    if len(values) < MIN_SEEDS_FOR_TEST or len(reference) < MIN_SEEDS_FOR_TEST:
-        return None
-    if statistics.pvariance(values) == 0 and statistics.pvariance(reference) == 0:
-        return None  # zero standard error: the t statistic is not defined
-    alternative = "greater" if mode == "max" else "less"
-    with warnings.catch_warnings():
-        # nearly identical samples trigger a precision warning; the p-value is still usable
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = _scipy_stats.ttest_ind(values, reference, equal_var=False, alternative=alternative)
-    p = float(result.pvalue)
-    return p if math.isfinite(p) else None
-
-
 def _usable(r: RunRecord, metric: str) -> bool:
     return r.finished and metric in r.metrics and math.isfinite(r.metrics[metric])
 
@@ -169,6 +169,14 @@ def _cell(context: Context, decl: MetricDeclaration, runs: list[RunRecord]) -> C
     if not used and all(r.finished for r in runs):
         return None  # the metric was never reported for this grid point
     intervals = tuple(r.metrics[decl.interval] for r in used if decl.interval and decl.interval in r.metrics)
+    episodes: dict[int, EpisodeSet] = {}
+    notes = []
+    for r in used:
+        found, note = episodes_of(r, decl.name)
+        if found is not None:
+            episodes[r.seed] = found
+        elif note is not None:
+            notes.append(note)
     first = runs[0]
     return CellStats(
         context=context, metric=decl.name, decl=decl, norm=first.norm, norm_name=first.norm_name,
@@ -176,9 +184,11 @@ def _cell(context: Context, decl: MetricDeclaration, runs: list[RunRecord]) -> C
         axis_label=first.axis_label, axis_order=first.axis_order,
         values=tuple(r.metrics[decl.name] for r in used),
         run_intervals=intervals if len(intervals) == len(used) else (),
+        seeds=tuple(r.seed for r in used), episodes=episodes, notes=tuple(notes),
         coordinates=tuple(sorted(first.coordinates.items())),
         n_failed=sum(r.status == "failed" for r in runs),
         n_diverged=sum(r.status == "diverged" for r in runs),
+        run_batch_size=first.batch_size,
     )
 
 
@@ -215,11 +225,12 @@ def _with_test(cell: CellStats, cells: dict[CellKey, CellStats]) -> CellStats:
     bn = cells.get((cell.context, cell.metric, BN_NORM, cell.axis_value))
     if bn is None:
         return cell
-    p = welch_p_value(cell.values, bn.values, cell.mode)
-    if p is None:
-        return cell
+    comparison = compare_with_bn(cell.by_seed, bn.by_seed, cell.mode, cell.episodes, bn.episodes)
+    if not comparison.made:
+        return replace(cell, comparison=comparison)
     # A one-sided p below alpha already implies the better mean; checking the
     # means as well keeps the definition literal ("p < 0.05 and mean better").
     assert cell.mean is not None and bn.mean is not None
     better = cell.mean > bn.mean if cell.mode == "max" else cell.mean < bn.mean
-    return replace(cell, p_vs_bn=p, beats_bn=p < ALPHA and better)
+    return replace(cell, comparison=comparison, p_vs_bn=comparison.p_value,
+                   beats_bn=comparison.significant(better))

@@ -36,12 +36,14 @@ def write_record(tmp_path: Path) -> WriteRecord:
 # a missing cell (IN, 16), an all-failed cell (LN, 2), an all-diverged cell (LN, 16),
 # a partially failed cell (GN, 16), unequal seeds (BGN G=4, 2: two seeds), a tie for
 # best (BGN G=1 and G=4 at 16), and a clearly better norm with three seeds (BGN G=1, 2).
+# Runs with the same seed are paired against BN (paired t-test); no norm differs from BN by
+# exactly the same amount at every seed (that would leave the paired t statistic undefined).
 GOLDEN_GRID: dict[tuple[str, int], list[float | str]] = {
     ("bn", 2): [0.700, 0.710, 0.690],
-    ("in", 2): [0.650, 0.660, 0.640],
+    ("in", 2): [0.650, 0.640, 0.660],
     ("ln", 2): ["failed", "failed", "failed"],
     ("gn:num_groups=32", 2): [0.705, 0.695, 0.720],
-    ("bgn:num_groups=1", 2): [0.800, 0.810, 0.790],
+    ("bgn:num_groups=1", 2): [0.800, 0.790, 0.810],
     ("bgn:num_groups=4", 2): [0.790, 0.800],
     ("bn", 16): [0.900, 0.910, 0.890],
     ("ln", 16): ["diverged", "diverged", "diverged"],

@@ -1,4 +1,4 @@
-"""Aggregation over seeds and the one-sided Welch's t-test against BN."""
+"""Aggregation over seeds and the one-sided tests against BN: paired t over shared seeds, else Welch."""
 
 from __future__ import annotations
 
@@ -43,17 +43,16 @@ def test_p_value_matches_scipy_and_marks_only_significant(golden_runs: Path, gol
     cells = _cells(golden_runs)
     bn2, bn16 = GOLDEN_GRID[("bn", 2)], GOLDEN_GRID[("bn", 16)]
     best = cells[("bgn:num_groups=1", 2)]
-    expected = scipy_stats.ttest_ind(GOLDEN_GRID[("bgn:num_groups=1", 2)], bn2, equal_var=False,
-                                     alternative="greater").pvalue
+    # seeds 0, 1, 2 on both sides: paired by seed
+    expected = scipy_stats.ttest_rel(GOLDEN_GRID[("bgn:num_groups=1", 2)], bn2, alternative="greater").pvalue
     assert best.p_vs_bn == pytest.approx(expected, rel=1e-12)
-    assert best.p_vs_bn < 0.05 and best.beats_bn
+    assert best.p_vs_bn < 0.05 and best.beats_bn and best.test == "paired t-test over seeds"
     # Clearly better but only two seeds: not tested.
     two_seeds = cells[("bgn:num_groups=4", 2)]
     assert two_seeds.p_vs_bn is None and not two_seeds.beats_bn
     # Better mean, three seeds, not significant.
     close = cells[("bgn:num_groups=4", 16)]
-    expected = scipy_stats.ttest_ind(GOLDEN_GRID[("bgn:num_groups=4", 16)], bn16, equal_var=False,
-                                     alternative="greater").pvalue
+    expected = scipy_stats.ttest_rel(GOLDEN_GRID[("bgn:num_groups=4", 16)], bn16, alternative="greater").pvalue
     assert close.p_vs_bn == pytest.approx(expected, rel=1e-12)
     assert 0.05 < close.p_vs_bn < 0.5 and not close.beats_bn
     # Worse than BN: one-sided p near 1, no mark.
@@ -71,8 +70,7 @@ def test_min_mode_tests_the_lower_direction(tmp_path: Path, write_record) -> Non
         write_record("gn:num_groups=32", 2, seed, acc=None, metric_declarations=[loss], **{"test/loss": gn})
     cells = {c.norm: c for c in aggregate(collect_runs(tmp_path / "runs").records)}
     gn = cells["gn:num_groups=32"]
-    expected = scipy_stats.ttest_ind([0.30, 0.31, 0.29], [0.50, 0.52, 0.51], equal_var=False,
-                                     alternative="less").pvalue
+    expected = scipy_stats.ttest_rel([0.30, 0.31, 0.29], [0.50, 0.52, 0.51], alternative="less").pvalue
     assert gn.mode == "min" and gn.p_vs_bn == pytest.approx(expected) and gn.beats_bn
 
 
@@ -113,3 +111,36 @@ def test_welch_needs_three_seeds_each() -> None:
     assert welch_p_value((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "max") is None  # undefined test
     p = welch_p_value((0.9, 0.91, 0.92), (0.5, 0.51, 0.52), "max")
     assert p is not None and math.isfinite(p) and p < 1e-4
+
+
+def test_welch_where_the_cells_share_too_few_seeds(tmp_path: Path, write_record) -> None:
+    # BN ran seeds 0-2, GN seeds 2-4: one seed in common, so the runs cannot be paired
+    for seed, acc in zip((0, 1, 2), (0.50, 0.52, 0.51)):
+        write_record("bn", 2, seed, acc=acc)
+    for seed, acc in zip((2, 3, 4), (0.60, 0.63, 0.61)):
+        write_record("gn:num_groups=32", 2, seed, acc=acc)
+    gn = {c.norm: c for c in aggregate(collect_runs(tmp_path / "runs").records)}["gn:num_groups=32"]
+    expected = scipy_stats.ttest_ind([0.60, 0.63, 0.61], [0.50, 0.52, 0.51], equal_var=False,
+                                     alternative="greater").pvalue
+    assert gn.test == "Welch's t-test over seeds" and gn.p_vs_bn == pytest.approx(expected, rel=1e-12)
+    assert gn.beats_bn
+
+
+def test_paired_test_uses_only_the_shared_seeds(tmp_path: Path, write_record) -> None:
+    for seed, acc in enumerate((0.50, 0.52, 0.51, 0.40)):
+        write_record("bn", 2, seed, acc=acc)
+    for seed, acc in enumerate((0.55, 0.56, 0.57)):
+        write_record("gn:num_groups=32", 2, seed, acc=acc)
+    gn = {c.norm: c for c in aggregate(collect_runs(tmp_path / "runs").records)}["gn:num_groups=32"]
+    expected = scipy_stats.ttest_rel([0.55, 0.56, 0.57], [0.50, 0.52, 0.51], alternative="greater").pvalue
+    assert gn.test == "paired t-test over seeds" and gn.comparison.n == 3
+    assert gn.p_vs_bn == pytest.approx(expected, rel=1e-12)
+
+
+def test_constant_paired_differences_claim_nothing(tmp_path: Path, write_record) -> None:
+    for seed, acc in enumerate((0.50, 0.52, 0.51)):
+        write_record("bn", 2, seed, acc=acc)
+        write_record("gn:num_groups=32", 2, seed, acc=acc + 0.25)  # exactly +0.25 at every seed
+    gn = {c.norm: c for c in aggregate(collect_runs(tmp_path / "runs").records)}["gn:num_groups=32"]
+    assert gn.test == "" and gn.p_vs_bn is None and not gn.beats_bn
+    assert "constant" in gn.comparison.reason

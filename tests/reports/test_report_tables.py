@@ -17,7 +17,8 @@ CAPTION = (
     "classification / fashion_mnist / resnet20: test/acc (%), mean ± sample std over seeds "
     "(n=3 unless marked); rows: normalization, columns: batch size per device. **Bold**: best mean "
     "per batch size (higher is better). <sup>*</sup>: significantly better than BN at the same batch "
-    "size (one-sided Welch's t-test, p < 0.05, ≥ 3 finished seeds in both cells). <sup>†</sup>: some "
+    "size (one-sided, p < 0.05; paired t-test over seeds (runs with the same seed share their data order; "
+    "≥ 3 seeds in common)). <sup>†</sup>: some "
     "seeds failed or diverged, mean over the finished seeds; –: not run."
 )
 
@@ -35,7 +36,7 @@ GOLDEN_MARKDOWN = CAPTION + """
 
 GOLDEN_LATEX = r"""\begin{table}[t]
 \centering
-\caption{classification / fashion\_mnist / resnet20: test/acc (\%), mean $\pm$ sample std over seeds (n=3 unless marked); rows: normalization, columns: batch size per device. \textbf{Bold}: best mean per batch size (higher is better). $^{*}$: significantly better than BN at the same batch size (one-sided Welch's t-test, p $<$ 0.05, $\geq$ 3 finished seeds in both cells). $^{\dagger}$: some seeds failed or diverged, mean over the finished seeds; --: not run.}
+\caption{classification / fashion\_mnist / resnet20: test/acc (\%), mean $\pm$ sample std over seeds (n=3 unless marked); rows: normalization, columns: batch size per device. \textbf{Bold}: best mean per batch size (higher is better). $^{*}$: significantly better than BN at the same batch size (one-sided, p $<$ 0.05; paired t-test over seeds (runs with the same seed share their data order; $\geq$ 3 seeds in common)). $^{\dagger}$: some seeds failed or diverged, mean over the finished seeds; --: not run.}
 \label{tab:classification-fashion-mnist-resnet20-test-acc}
 \begin{tabular}{lrr}
 \toprule
