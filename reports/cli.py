@@ -14,11 +14,15 @@ import json
 import sys
 from pathlib import Path
 
+from .cells import plot_genotypes
 from .collect import Collection, collect_runs
 from .index import ReportFiles, write_index
 from .plots import plot_tables
 from .render import render_csv, render_latex, render_markdown
+from .summary import SummaryTable, build_summary
+from .summary_render import render_summary_csv, render_summary_latex, render_summary_markdown
 from .tables import Table, tables_from_records
+from .task_plots import plot_task_figures
 
 PROG = "normbench report"
 
@@ -38,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--wandb-build-only", action="store_true",
                         help="with --wandb: build the report and write its JSON, do not publish")
     parser.add_argument("--title", default=None, help="title of the W&B report")
+    parser.add_argument("--print", dest="show", choices=("all", "summary", "none"), default="all",
+                        help="what to print: the main table of every task and the cross-task summary (all, the "
+                             "default), only the summary, or nothing but the paths")
     return parser
 
 
@@ -62,6 +69,42 @@ def _write_tables(tables: list[Table], out: Path) -> ReportFiles:
     return files
 
 
+def _write_summary(summary: SummaryTable, files: ReportFiles) -> None:
+    out = files.out_dir
+    files.summary_md, files.summary_tex, files.summary_csv = out / "summary.md", out / "summary.tex", out / "summary.csv"
+    files.summary_md.write_text(render_summary_markdown(summary), encoding="utf-8")
+    files.summary_tex.write_text("% needs \\usepackage{booktabs}\n" + render_summary_latex(summary), encoding="utf-8")
+    files.summary_csv.write_text(render_summary_csv(summary), encoding="utf-8")
+
+
+def _figures(collection: Collection, tables: list[Table], files: ReportFiles) -> None:
+    """Every figure, keyed by the table it illustrates; NAS cells go with their context's primary table."""
+    plots = files.out_dir / "plots"
+    files.figures = plot_tables(tables, plots)
+    for name, paths in plot_task_figures(tables, plots).items():
+        files.figures.setdefault(name, []).extend(paths)
+    cells, problems = plot_genotypes(collection.records, plots)
+    files.notes += problems
+    primary = {t.context: t.name for t in tables if t.primary}
+    for figure in cells:
+        name = primary.get(figure.runs[0].context)
+        if name is not None and figure.paths:
+            files.figures.setdefault(name, []).extend(figure.paths)
+            files.figure_titles[figure.paths[0]] = figure.title
+
+
+def _table_notes(tables: list[Table]) -> list[str]:
+    """Why episode files were not used for a comparison, once each."""
+    found: list[str] = []
+    for table in tables:
+        for row in table.rows:
+            for cell in row.cells.values():
+                found += cell.notes
+                if cell.comparison is not None:
+                    found += cell.comparison.notes
+    return list(dict.fromkeys(found))
+
+
 def _runs(n: int) -> str:
     return f"{n} run" if n == 1 else f"{n} runs"
 
@@ -76,7 +119,8 @@ def _no_records_message(collection: Collection) -> str:
     return f"no run records (result.json) found under {collection.root}{tail}"
 
 
-def _wandb(args: argparse.Namespace, collection: Collection, tables: list[Table], files: ReportFiles):
+def _wandb(args: argparse.Namespace, collection: Collection, tables: list[Table], files: ReportFiles,
+           summary: SummaryTable):
     """Build the W&B report and write its JSON; returns the report (None on failure)."""
     try:
         from .wandb_report import DEFAULT_TITLE, build_wandb_report, report_spec
@@ -87,7 +131,7 @@ def _wandb(args: argparse.Namespace, collection: Collection, tables: list[Table]
     entity, project = args.wandb.split("/", 1)
     try:
         report = build_wandb_report(collection.records, entity, project,
-                                    title=args.title or DEFAULT_TITLE, tables=tables)
+                                    title=args.title or DEFAULT_TITLE, tables=tables, summary=summary)
     except Exception as exc:  # noqa: BLE001 - a library validation error must not hide the local report
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         print(f"{PROG}: error: building the W&B report failed: {first}", file=sys.stderr)
@@ -129,18 +173,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
         tables = tables_from_records(collection.records)
+        summary = build_summary(collection.records)
         files = _write_tables(tables, out)
-        files.figures = plot_tables(tables, out / "plots")
-        report = _wandb(args, collection, tables, files) if args.wandb else None
+        files.notes += _table_notes(tables) + list(summary.problems)
+        _write_summary(summary, files)
+        _figures(collection, tables, files)
+        report = _wandb(args, collection, tables, files, summary) if args.wandb else None
         if args.wandb and report is None:
             code = 1
-        md_path, html_path = write_index(collection, tables, files)
+        md_path, html_path = write_index(collection, tables, files, summary)
     except OSError as exc:
         return _fail(f"cannot write the report to {out}: {exc}", 1)
 
-    for table in tables:
-        if table.primary:
-            print(render_markdown(table))
+    for note in files.notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
+    if args.show == "all":
+        for table in tables:
+            if table.primary:
+                print(render_markdown(table))
+    if args.show != "none" and summary.columns:
+        print(render_summary_markdown(summary))
     if collection.incomplete:
         print(f"{_runs(len(collection.incomplete))} still incomplete.")
     print(f"Report: {md_path}")

@@ -195,6 +195,8 @@ class RunRecord:
     metrics: dict[str, float]  # declared metrics and their intervals, where present
     raw: dict[str, Any] = field(repr=False, compare=False)
     notes: tuple[str, ...] = field(default=(), compare=False)  # non-fatal problems (left-out metrics)
+    # the cross-task summary columns the run declares (reports.summary_spec); None: the record has none
+    summary_columns: tuple[Any, ...] | None = field(default=None, compare=False)
 
     @property
     def finished(self) -> bool:

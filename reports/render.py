@@ -149,7 +149,7 @@ def render_latex(table: Table) -> str:
 
 
 def render_html(table: Table) -> str:
-    """An HTML table with the caption inside; styling comes from the page."""
+    """The caption, then the table in a box that scrolls sideways on its own (narrow screens)."""
     esc = html.escape
     head = "".join(f"<th>{esc(c.label)}</th>" for c in table.columns)
     body = []
@@ -162,10 +162,10 @@ def render_html(table: Table) -> str:
             cells.append(f"<td{cls}>{_cell_text(safe, _HTML)}</td>")
         body.append(f"<tr><th scope=\"row\">{esc(row.label)}</th>{''.join(cells)}</tr>")
     return (
-        f"<table id=\"{esc(table.name)}\">\n"
-        f"<caption>{_caption(table, _HTML, esc)}</caption>\n"
+        f"<p class=\"caption\" id=\"{esc(table.name)}__caption\">{_caption(table, _HTML, esc)}</p>\n"
+        f"<div class=\"scroll\"><table id=\"{esc(table.name)}\" aria-describedby=\"{esc(table.name)}__caption\">\n"
         f"<thead><tr><th>Norm</th>{head}</tr></thead>\n"
-        "<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>\n"
+        "<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table></div>\n"
     )
 
 

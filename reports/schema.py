@@ -25,6 +25,7 @@ from .record import (
     RunRecord,
     TableAxis,
 )
+from .summary_spec import parse_summary_columns
 
 SUPPORTED_SCHEMAS = (1, 2)
 STATUSES = ("finished", "failed", "diverged")
@@ -272,6 +273,7 @@ def parse_record(data: Any, path: Path) -> RunRecord:
         world_size=data.get("world_size", 1), precision=data.get("precision"),
         sync_norm=data.get("sync_norm", False), profile=data.get("profile"),
         metrics=_metrics(path, data, declared), raw=data, notes=tuple(notes),
+        summary_columns=None if legacy else parse_summary_columns(path, data),
     )
 
 

@@ -12,6 +12,7 @@ Markdown, LaTeX, HTML or CSV, so all formats agree cell for cell.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import statistics
 from collections import Counter
@@ -51,9 +52,22 @@ def decimals_for(decl: MetricDeclaration, shown: float) -> int:
     return max(0, min(6, 3 - math.floor(math.log10(abs(shown)))))
 
 
+MAX_NAME = 150  # file names hold the table name plus a figure suffix; most file systems allow 255 bytes
+
+
 def slug(*parts: str) -> str:
-    """File-name and label safe identifier, stable across runs."""
-    return file_safe("__".join(parts).replace("/", "-"), "-", keep="_.=-")
+    """File-name and label safe identifier, stable across runs.
+
+    A long one keeps its start, a hash of the whole and its last part (the metric), so it stays unique
+    and readable within MAX_NAME characters.
+    """
+    name = file_safe("__".join(parts).replace("/", "-"), "-", keep="_.=-")
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+    tail = file_safe(parts[-1].replace("/", "-"), "-", keep="_.=-")[:40]
+    head = name[:MAX_NAME - len(tail) - len(digest) - 4].rstrip("_-.=")
+    return f"{head}__{digest}__{tail}"
 
 
 def task_order(task: str) -> tuple[int, str]:

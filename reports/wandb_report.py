@@ -15,7 +15,12 @@ coordinate but the seed, so grouping by group aggregates the seeds.
 
 Which metrics the report shows and which direction is better come from the
 records' metric declarations; the step curve is the metric the task declared
-for checkpoint selection (none when it selects the last checkpoint).
+for checkpoint selection (none when it selects the last checkpoint). Each task
+gets a bar chart of its primary metric per value of its table axis (a runset
+filtered on the axis coordinates: the batch size, ways and shots, source and
+target), and adversarial training its clean against robust accuracy
+(:data:`reports.task_plots.CLEAN_VS_PRIMARY`). The cross-task summary table
+comes first.
 """
 
 from __future__ import annotations
@@ -29,7 +34,10 @@ from normbench.wandb_auth import wandb_login_available
 
 from .record import MetricDeclaration, RunRecord, format_scalar, scalar_order
 from .render import render_markdown
+from .summary import SummaryTable
+from .summary_render import render_summary_markdown
 from .tables import Table, norm_order, task_order
+from .task_plots import CLEAN_VS_PRIMARY
 
 DEFAULT_TITLE = "normbench: normalization layers compared"
 
@@ -77,17 +85,59 @@ def _axis_words(records: list[RunRecord]) -> str:
     return "; ".join(words)
 
 
-def _runset_filter(task: str, sweeps: list[str]) -> Any:
-    """Runs of this task in these sweeps (sweep names are W&B tags).
+def _runset_filter(task: str, sweeps: list[str], axis: dict[str, Any] | None = None) -> Any:
+    """Runs of this task in these sweeps (sweep names are W&B tags), at one axis value when given.
 
     The Runset turns this expression into the library's filter string.
     """
     from wandb_workspaces import expr
 
     conditions = [expr.Config("task") == task]
+    conditions += [expr.Config(key) == value for key, value in (axis or {}).items()]
     if sweeps:
         conditions.insert(0, expr.Tags().isin(sweeps))
     return expr.And(*conditions)
+
+
+def axis_points(records: list[RunRecord]) -> list[tuple[str, dict[str, Any]]]:
+    """(column label, W&B config coordinates) per table-axis value, in axis order.
+
+    On the batch-size axis the coordinate is ``batch_size``; otherwise the
+    record's coordinates that its axis spans (``ways`` and ``shots``, ``source``
+    and ``target``), which the run side logs as flat config keys.
+    """
+    points: dict[tuple[str, Any], tuple[float, str, dict[str, Any]]] = {}
+    for r in records:
+        if r.table_axis.is_batch_size:
+            where: dict[str, Any] = {"batch_size": r.batch_size}
+        else:
+            where = {k: r.coordinates[k] for k in r.table_axis.coordinates}
+        key = (r.table_axis.key, r.axis_value)
+        points.setdefault(key, (r.axis_order, r.axis_label, where))
+    ordered = sorted(points.items(), key=lambda kv: (kv[0][0], kv[1][0], scalar_order(kv[0][1])))
+    return [(label, where) for _, (_, label, where) in ordered]
+
+
+def _axis_panels(task: str, primary: MetricDeclaration, metrics: list[MetricDeclaration], label: str) -> list[Any]:
+    """A bar chart of the primary per group (norm); for adversarial training, clean vs robust too."""
+    wr = _wr()
+    better = "higher" if primary.direction == "max" else "lower"
+    panels = [wr.BarPlot(
+        title=f"{task}, {label}: {primary.name} by norm ({primary.label}, {better} is better; mean ± std over seeds)",
+        metrics=[primary.name], orientation="v", groupby="Group", groupby_aggfunc="mean",
+        groupby_rangefunc="stddev", layout=wr.Layout(x=0, y=0, w=8, h=8))]
+    clean = CLEAN_VS_PRIMARY.get(task)
+    declared = {m.name: m for m in metrics}
+    if clean in declared and clean != primary.name:
+        panels += [
+            wr.BarPlot(title=f"{task}, {label}: {declared[clean].label} and {primary.label} by norm",
+                       metrics=[clean, primary.name], orientation="v", groupby="Group", groupby_aggfunc="mean",
+                       groupby_rangefunc="stddev", layout=wr.Layout(x=8, y=0, w=8, h=8)),
+            wr.ScatterPlot(title=f"{task}, {label}: {declared[clean].label} (x) vs {primary.label} (y), one point "
+                                 "per run", x=wr.SummaryMetric(clean), y=wr.SummaryMetric(primary.name),
+                           layout=wr.Layout(x=16, y=0, w=8, h=8)),
+        ]
+    return panels
 
 
 def _task_blocks(
@@ -116,44 +166,41 @@ def _task_blocks(
                "config:norm_label.value", "config:batch_size.value", "config:seed.value"]
     if len({(r.dataset, r.model) for r in records}) > 1:
         columns = ["config:dataset.value", "config:model.value", *columns]
-    runset = wr.Runset(
-        entity=entity, project=project, name=f"{task} runs",
-        filters=_runset_filter(task, sweeps),
-        groupby=["group"],
-        pinned_columns=columns[:-1],
-        visible_columns=[*columns, *(f"summary:{m.name}" for m in metrics)],
-    )
-    better = "higher" if primary.direction == "max" else "lower"
-    panels = [
-        wr.BarPlot(
-            title=f"{task}: {primary.name} by norm and group ({primary.label}, {better} is better; "
-                  "mean ± std over seeds)",
-            metrics=[primary.name], orientation="v", groupby="Group", groupby_aggfunc="mean",
-            groupby_rangefunc="stddev", layout=wr.Layout(x=0, y=0, w=12, h=8),
-        ),
-    ]
+    def runset(name: str, axis: dict[str, Any] | None = None) -> Any:
+        return wr.Runset(entity=entity, project=project, name=name, filters=_runset_filter(task, sweeps, axis),
+                         groupby=["group"], pinned_columns=columns[:-1],
+                         visible_columns=[*columns, *(f"summary:{m.name}" for m in metrics)])
+
+    panels = []
     monitor = next((r.selection_monitor for r in records if r.selection_monitor), None)
     if monitor is not None:
         panels.append(wr.LinePlot(
             title=f"{task}: {monitor} over training steps", x="Step", y=[monitor],
             groupby="Group", groupby_aggfunc="mean", groupby_rangefunc="stddev",
-            layout=wr.Layout(x=12, y=0, w=12, h=8),
+            layout=wr.Layout(x=0, y=0, w=12, h=8),
         ))
-    blocks.append(wr.PanelGrid(runsets=[runset], panels=panels))
+    blocks.append(wr.PanelGrid(runsets=[runset(f"{task} runs")], panels=panels))
+    for label, where in axis_points(records):
+        blocks += [wr.H2(text=f"{task}: {label}"),
+                   wr.PanelGrid(runsets=[runset(f"{task} runs, {label}", where)],
+                                panels=_axis_panels(task, primary, metrics, label))]
     return blocks
 
 
 def build_wandb_report(
     records: Iterable[RunRecord], entity: str, project: str, title: str = DEFAULT_TITLE,
-    tables: list[Table] | None = None,
+    tables: list[Table] | None = None, summary: SummaryTable | None = None,
 ) -> Any:
     """Build (not save) a `wandb_workspaces.reports.v2.Report` for these records.
 
-    One section per task: its main tables (from `tables`, when given), and a
-    panel grid whose runset selects the task's runs in the records' sweeps, with
-    a bar chart of the declared primary metric, a curve of the declared
-    selection monitor (when the task selects on one) and the runs table. Needs
-    no login and makes no network call.
+    First the cross-task summary (when `summary` is given), then one section per
+    task: its main tables (from `tables`, when given); a panel grid whose runset
+    selects the task's runs in the records' sweeps, with the curve of the
+    declared selection monitor (when the task selects on one) and the runs
+    table; and per table-axis value a grid of runs at that value with a bar
+    chart of the declared primary metric by norm (adversarial training: clean
+    and robust accuracy side by side, and clean against robust). Needs no login
+    and makes no network call.
 
     Example::
 
@@ -177,6 +224,8 @@ def build_wandb_report(
         )),
         wr.TableOfContents(),
     ]
+    if summary is not None and summary.columns:
+        blocks += [wr.H1(text="Cross-task summary"), wr.MarkdownBlock(text=render_summary_markdown(summary))]
     for task in sorted(by_task, key=task_order):
         blocks += _task_blocks(task, by_task[task], tables or [], entity, project)
     return wr.Report(entity=entity, project=project, title=title[:128], description=description,

@@ -73,10 +73,15 @@ def test_full_report(golden_runs: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert f"![test/acc: metric vs batch size](plots/{stem}__vs_batch_size.png)" in index_md
     assert "| LN | failed | diverged |" in index_md
 
-    page = (report / "index.html").read_text()
-    assert page.startswith("<!DOCTYPE html>") and "<style>" in page
-    assert not re.search(r"(src|href)=\"https?:", page)  # self-contained: nothing fetched
-    assert "<link" not in page and "<script" not in page
+    index = (report / "index.html").read_text()
+    page = (report / "task-classification.html").read_text()
+    for html in (index, page):
+        assert html.startswith("<!DOCTYPE html>") and "<style>" in html
+        assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+        assert not re.search(r"(src|href)=\"https?:", html)  # self-contained: nothing fetched
+        assert "<link" not in html and "<script" not in html
+    # the summary first on the index, every task's tables and plots on its own page
+    assert '<h2 id="summary">Cross-task summary</h2>' in index and 'href="task-classification.html"' in index
     assert page.count('src="data:image/png;base64,') == 2
     assert "<td><b>80.00 ± 1.00</b><sup>*</sup></td>" in page
     assert '<td class="missing">–</td>' in page

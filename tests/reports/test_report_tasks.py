@@ -272,10 +272,11 @@ def test_wandb_report_uses_declarations_and_coordinates(fewshot_runs: Path, tmp_
     assert fewshot.runsets[0].pinned_columns == [
         "config:method.value", "config:shots.value", "config:ways.value", "config:norm_label.value",
         "config:batch_size.value"]
-    bar, line = fewshot.panels
-    assert bar.metrics == ["test/acc"] and "(mean episode accuracy, higher is better;" in bar.title
+    (line,) = fewshot.panels
     assert line.y == ["val/acc"]  # the declared selection monitor
-    assert [type(p).__name__ for p in grids["classification runs"].panels] == ["BarPlot"]  # nothing declared to plot
+    (bar,) = grids["fewshot runs, 5-way 1-shot"].panels
+    assert bar.metrics == ["test/acc"] and "(mean episode accuracy, higher is better;" in bar.title
+    assert grids["classification runs"].panels == []  # schema 1 declared no monitor to plot
     intro = [b.text for b in report.blocks if type(b).__name__ == "MarkdownBlock" and "task `fewshot`" in b.text]
     assert "ways/shots 5-way 1-shot, 5-way 5-shot" in intro[0]
 
@@ -286,7 +287,7 @@ def test_declared_min_metric_in_wandb_title(tmp_path: Path, write_record) -> Non
     err = declare("test/err", "test error", direction="min", primary=True)
     write_record("bn", 2, 0, acc=None, metric_declarations=[err], **{"test/err": 0.1})
     report = build_wandb_report(collect_runs(tmp_path / "runs").records, "team", "proj")
-    (grid,) = [b for b in report.blocks if type(b).__name__ == "PanelGrid"]
+    _, grid = [b for b in report.blocks if type(b).__name__ == "PanelGrid"]
     assert "(test error, lower is better;" in grid.panels[0].title
 
 

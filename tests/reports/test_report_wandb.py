@@ -10,6 +10,7 @@ import pytest
 from report_records import declare
 
 from reports.collect import collect_runs
+from reports.summary import build_summary
 from reports.tables import tables_from_records
 from reports.wandb_report import (
     WandbPublishError,
@@ -46,7 +47,7 @@ def report(golden_runs: Path, tmp_path: Path, write_record, offline: Path):
                      **{"test/robust_acc": 0.3})
     records = collect_runs(tmp_path / "runs").records
     return build_wandb_report(records, "my-team", "normbench", title="Norms compared",
-                              tables=tables_from_records(records))
+                              tables=tables_from_records(records), summary=build_summary(records))
 
 
 def _sections(report) -> dict[str, list]:
@@ -61,36 +62,66 @@ def _sections(report) -> dict[str, list]:
     return sections
 
 
+def _grids(blocks) -> dict[str, object]:
+    return {b.runsets[0].name: b for b in blocks if type(b).__name__ == "PanelGrid"}
+
+
 def test_report_structure(report) -> None:
     assert (report.entity, report.project, report.title) == ("my-team", "normbench", "Norms compared")
     sections = _sections(report)
-    assert list(sections) == ["classification", "adversarial"]  # paper task order
-    for task, blocks in sections.items():
-        (grid,) = [b for b in blocks if type(b).__name__ == "PanelGrid"]
-        (runset,) = grid.runsets
-        assert (runset.entity, runset.project, runset.name) == ("my-team", "normbench", f"{task} runs")
-        assert runset.groupby == ["group"]  # W&B group = (task, norm, batch size): seeds aggregate
-        bar, line = grid.panels
-        assert type(bar).__name__ == "BarPlot" and type(line).__name__ == "LinePlot"
-        primary = "test/acc" if task == "classification" else "test/robust_acc"
-        assert bar.metrics == [primary] and bar.title.startswith(f"{task}: {primary} by norm")
-        assert (bar.groupby, bar.groupby_aggfunc, bar.groupby_rangefunc) == ("Group", "mean", "stddev")
+    assert list(sections) == ["Cross-task summary", "classification", "adversarial"]  # summary, then paper order
+    axis = {"classification": ["bs=2", "bs=16"], "adversarial": ["bs=4"]}
+    for task in ("classification", "adversarial"):
+        grids = _grids(sections[task])
+        assert list(grids) == [f"{task} runs", *(f"{task} runs, {label}" for label in axis[task])]
+        # all runs: the selection monitor's curve and the runs table
+        (runset,) = grids[f"{task} runs"].runsets
+        assert (runset.entity, runset.project) == ("my-team", "normbench")
+        assert runset.groupby == ["group"]  # W&B group = every coordinate but the seed: seeds aggregate
+        (line,) = grids[f"{task} runs"].panels
         assert (line.x, line.y, line.groupby) == ("Step", ["val/acc"], "Group")
         assert runset.pinned_columns == ["config:norm_label.value", "config:batch_size.value"]
-        assert f"summary:{primary}" in runset.visible_columns
-        assert "config:seed.value" in runset.visible_columns
+        primary = "test/acc" if task == "classification" else "test/robust_acc"
+        assert f"summary:{primary}" in runset.visible_columns and "config:seed.value" in runset.visible_columns
+        # a bar chart of the primary per table-axis value
+        for label in axis[task]:
+            bar = grids[f"{task} runs, {label}"].panels[0]
+            assert type(bar).__name__ == "BarPlot" and bar.metrics == [primary]
+            assert bar.title.startswith(f"{task}, {label}: {primary} by norm")
+            assert (bar.groupby, bar.groupby_aggfunc, bar.groupby_rangefunc) == ("Group", "mean", "stddev")
+    headings = [b.text for b in sections["classification"] if type(b).__name__ == "H2"]
+    assert headings == ["classification: bs=2", "classification: bs=16"]
+    # adversarial training: clean and robust side by side, and clean against robust
+    _, both, scatter = _grids(sections["adversarial"])["adversarial runs, bs=4"].panels
+    assert type(both).__name__ == "BarPlot" and both.metrics == ["test/acc", "test/robust_acc"]
+    assert type(scatter).__name__ == "ScatterPlot"
+    assert (scatter.x.name, scatter.y.name) == ("test/acc", "test/robust_acc")
+    assert len(_grids(sections["classification"])["classification runs, bs=2"].panels) == 1
 
 
-def test_runset_filters_select_sweep_tag_and_task(report) -> None:
+def _leaves(runset) -> list[tuple]:
     from wandb_workspaces import expr
 
+    v2 = expr.filters_tree_to_v2(expr.expr_to_filters(runset.filters))
+    return [(f["key"]["section"], f["key"]["name"], f["op"], f["value"]) for f in v2["filters"]]
+
+
+def test_runset_filters_select_sweep_tag_task_and_axis_value(report) -> None:
     sections = _sections(report)
     expected = {"classification": "quick", "adversarial": "adv"}
-    for task, blocks in sections.items():
-        (grid,) = [b for b in blocks if type(b).__name__ == "PanelGrid"]
-        v2 = expr.filters_tree_to_v2(expr.expr_to_filters(grid.runsets[0].filters))
-        leaves = [(f["key"]["section"], f["key"]["name"], f["op"], f["value"]) for f in v2["filters"]]
-        assert leaves == [("run", "tags", "IN", [expected[task]]), ("config", "task", "=", task)]
+    for task in expected:
+        grids = _grids(sections[task])
+        tag_and_task = [("run", "tags", "IN", [expected[task]]), ("config", "task", "=", task)]
+        assert _leaves(grids[f"{task} runs"].runsets[0]) == tag_and_task
+    grids = _grids(sections["classification"])
+    assert _leaves(grids["classification runs, bs=16"].runsets[0]) == [
+        ("run", "tags", "IN", ["quick"]), ("config", "task", "=", "classification"), ("config", "batch_size", "=", 16)]
+
+
+def test_summary_table_in_the_report(report) -> None:
+    (block,) = _sections(report)["Cross-task summary"]
+    assert block.text.startswith("Cross-task summary: one column per declared task setting")
+    assert "| Norm | classification: test accuracy (%), bs=16 | adversarial: robust accuracy (%), bs=4 |" in block.text
 
 
 def test_main_table_in_the_report(report) -> None:
@@ -107,9 +138,10 @@ def test_spec_is_json_and_deterministic(golden_runs: Path, offline: Path) -> Non
     assert json.dumps(first) == json.dumps(second)  # no random panel ids in the spec
     assert first["format"] == "wandb_workspaces.reports.v2" and first["type"] == "Report"
     kinds = [b["type"] for b in first["blocks"]]
-    assert kinds == ["MarkdownBlock", "TableOfContents", "H1", "MarkdownBlock", "PanelGrid"]
+    assert kinds == ["MarkdownBlock", "TableOfContents", "H1", "MarkdownBlock", "PanelGrid",
+                     "H2", "PanelGrid", "H2", "PanelGrid"]
     grid = first["blocks"][-1]
-    assert [p["type"] for p in grid["panels"]] == ["BarPlot", "LinePlot"]
+    assert [p["type"] for p in grid["panels"]] == ["BarPlot"]
     assert grid["runsets"][0]["groupby"] == ["group"]
 
 
