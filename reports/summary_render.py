@@ -134,7 +134,7 @@ def scorecard_lines(table: SummaryTable) -> list[str]:
         wins, losses, absent = [], [], []
         for i, (column, cell) in enumerate(zip(table.columns, row.cells)):
             if cell.kind != "value":
-                absent.append(f"{column.label} ({cell.kind})")
+                absent.append(f"{column.label} ({cell.kind}{', ranked last' if cell.ranks_last else ''})")
             elif (row.norm, i) in table.best:
                 wins.append(column.label)
             else:

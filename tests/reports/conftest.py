@@ -1,16 +1,21 @@
 """Fixtures for the reporter tests: hand-made run records in temporary folders.
 
 Records follow docs/run-record.md and come from `report_records.make_record`
-(schema 2 by default, `schema=1` for the old format).
+(schema 2 by default, `schema=1` for the old format); `five_task_report` is the
+report of the five-task grid (five_tasks.py), built once per session.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from five_tasks import write_five_task_runs
 from report_records import make_record
 
 WriteRecord = Callable[..., Path]
@@ -80,3 +85,29 @@ def _wandb_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_IDENTITY_TOKEN_FILE", raising=False)
+
+
+@dataclass(frozen=True)
+class BuiltReport:
+    """`normbench report` run once on the five-task grid (shared: tests only read it)."""
+
+    runs: Path
+    out: Path
+    stdout: str
+    stderr: str
+    code: int
+
+
+@pytest.fixture(scope="session")
+def five_task_report(tmp_path_factory: pytest.TempPathFactory) -> BuiltReport:
+    """The five-task grid (five_tasks.py) and its full report, with the W&B specification, built once."""
+    from reports.cli import main
+
+    root = write_five_task_runs(tmp_path_factory.mktemp("five") / "runs")
+    out = root.parent / "report"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WANDB_MODE", "disabled")
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main([str(root), "--out", str(out), "--wandb", "team/normbench", "--wandb-build-only"])
+    return BuiltReport(root, out, stdout.getvalue(), stderr.getvalue(), code)
