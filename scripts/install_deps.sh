@@ -47,10 +47,23 @@ if [ ! -d /usr/share/datasets/fashion-mnist ]; then
         echo "note: dataset-fashion-mnist is not installed (needs root + apt); Fashion-MNIST will be downloaded on first use" >&2
     fi
 fi
+# Chromium for the report's browser test (tests/reports/test_report_browser.py), driven by playwright with
+# executable_path=/usr/bin/chromium, so playwright never downloads a browser of its own.
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -qq chromium >/dev/null 2>&1 \
+            || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1) \
+            || echo "warning: apt-get could not install chromium; the report's browser test will fail" >&2
+    else
+        echo "note: chromium is not installed (needs root + apt: apt-get install chromium); the report's browser test needs it" >&2
+    fi
+fi
 "$py" - <<'PY'
 import importlib
 for name in ("torch", "torchvision", "lightning", "torchmetrics", "jsonargparse", "wandb", "submitit",
-             "learn2learn", "torchattacks", "sklearn", "scipy", "matplotlib", "normlayers", "tasks", "reports"):
+             "learn2learn", "torchattacks", "sklearn", "scipy", "matplotlib", "playwright", "normlayers", "tasks",
+             "reports"):
     importlib.import_module(name)
 PY
 echo "environment ready: $venv"
