@@ -5,11 +5,20 @@ Modules, in the order data flows through them:
 - :mod:`reports.record`   what a record means: metric declarations, table axis, context
 - :mod:`reports.schema`   validate schema 1 and 2 records; upgrade schema 1 on read
 - :mod:`reports.collect`  find and load records; skip duplicates; list incomplete runs
-- :mod:`reports.stats`    aggregate over seeds; Welch's t-test against BN; 95% intervals
+- :mod:`reports.episodes` per-episode accuracy files beside few-shot records, checked for pairing
+- :mod:`reports.compare`  the test against BN: hierarchical bootstrap, paired t, Welch
+- :mod:`reports.stats`    aggregate over seeds; the comparison with BN; 95% intervals
 - :mod:`reports.tables`   lay cells out as paper tables and decide what each cell shows
 - :mod:`reports.render`   spell tables as Markdown, LaTeX, HTML and CSV
+- :mod:`reports.summary_spec`  the declared cross-task summary columns, resolved against the runs
+- :mod:`reports.summary`  the cross-task summary: cells, tests, ranks
+- :mod:`reports.summary_render`  the summary in Markdown, LaTeX, HTML and CSV
 - :mod:`reports.plots`    metric vs the table axis, and BGN's metric vs G
-- :mod:`reports.index`    index.md and a self-contained index.html
+- :mod:`reports.task_plots`  clean vs robust, per-norm CI bars, per-pair bars
+- :mod:`reports.cells`    NAS cells drawn from the genotype in the records
+- :mod:`reports.index`    index.md, and the files and notes the pages show
+- :mod:`reports.html_pages`  index.html and a page per task, self-contained and phone-ready
+- :mod:`reports.browser`  check the pages in Chromium (playwright) and save screenshots
 - :mod:`reports.wandb_report`  the W&B report (optional dependency wandb-workspaces)
 - :mod:`reports.cli`      ``normbench report RUNS_DIR`` / ``python -m reports``
 
