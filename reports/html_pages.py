@@ -24,7 +24,7 @@ from .tables import Table
 CSS = """
 *,*::before,*::after{box-sizing:border-box}
 html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;margin:0 auto;
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1200px;margin:0 auto;
 padding:1em;color:#1b1b1b;line-height:1.45;overflow-wrap:anywhere}
 h1{font-size:1.6em;margin:.4em 0}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
 h3{margin-top:1.4em}h4{margin:1.2em 0 .3em}
@@ -36,8 +36,11 @@ table{border-collapse:collapse;font-size:.92em}
 th,td{padding:.25em .7em;border-top:1px solid #e3e3e3;text-align:right;white-space:nowrap}
 thead th{border-bottom:2px solid #333;border-top:2px solid #333;vertical-align:bottom}
 thead th small{font-weight:normal;color:#555}
+#cross-task-summary{font-size:.86em}#cross-task-summary td,#cross-task-summary th{padding:.25em .5em}
+#cross-task-summary thead th{white-space:normal;overflow-wrap:normal;min-width:6em;max-width:10em}
 tbody tr:last-child th,tbody tr:last-child td{border-bottom:2px solid #333}
 th[scope=row]{text-align:left;font-weight:normal}
+.scroll th[scope=row],.scroll thead th:first-child{position:sticky;left:0;background:#fff}
 td.missing,td.failed,td.diverged,td.failed-diverged,td.n-a{color:#888}
 .counts td{text-align:center}
 .figs{display:flex;flex-wrap:wrap;gap:1em}

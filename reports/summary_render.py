@@ -78,7 +78,7 @@ def rank_text(table: SummaryTable, row: SummaryRow, sym: dict) -> str:
 
 def caption(table: SummaryTable, sym: dict, esc) -> str:
     modal = _modal_n(table)
-    seeds = f"n={modal} seeds unless marked" if modal else "no finished seeds"
+    seeds = f"n={modal} seed{'s' if modal != 1 else ''} unless marked" if modal else "no finished seeds"
     used = {c.comparison.test for row in table.rows for c in row.cells if c.comparison and c.comparison.made}
     parts = [
         f"Cross-task summary: one column per declared task setting (the runs' summary_columns, fixed before "
