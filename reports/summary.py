@@ -30,7 +30,7 @@ from .episodes import EpisodeSet, episodes_of
 from .record import RunRecord
 from .stats import BN_NORM
 from .summary_spec import ResolvedColumn, resolve_columns
-from .tables import _row_order, format_value
+from .tables import format_value, row_order
 
 NOT_RUN, MISSING_CELL, FAILED, DIVERGED = "n/a", "missing", "failed", "diverged"
 
@@ -233,7 +233,7 @@ def build_summary(records: list[RunRecord]) -> SummaryTable:
         average = statistics.fmean(task_ranks.values()) if task_ranks else None
         rows.append(SummaryRow(norm, first.norm_label, first.norm_name, first.norm_num_groups,
                                tuple(grid[i][norm] for i in range(len(columns))), task_ranks, average))
-    rows.sort(key=_row_order)
+    rows.sort(key=row_order)
     labels = Counter(r.label for r in rows)
     rows = [_relabel(r) if labels[r.label] > 1 else r for r in rows]
     averages = {r.norm: round(r.average_rank, 2) for r in rows if r.average_rank is not None}

@@ -186,7 +186,7 @@ def format_cell(cell: CellStats) -> tuple[str, str]:
     return f"{cell.mean * scale:.{digits}f}", "" if spread is None else f"{spread * scale:.{digits}f}"
 
 
-def _row_order(row: Row) -> tuple[object, ...]:
+def row_order(row: Row) -> tuple[object, ...]:
     order = norm_order()
     known = row.norm_name in order
     return (
@@ -236,7 +236,7 @@ def _rows(members: list[CellStats], columns: tuple[Column, ...], average: bool) 
         full = average and len(means) == len(columns) and all(m is not None for m in means)
         rows.append(Row(norm, cs[0].norm_label, cs[0].norm_name, cs[0].norm_num_groups, cells,
                         statistics.fmean(means) if full else None))  # type: ignore[arg-type]
-    rows.sort(key=_row_order)
+    rows.sort(key=row_order)
     seen = Counter(r.label for r in rows)  # two specs with one paper label would read as one norm
     return [Row(r.norm, f"{r.label} [{r.norm}]", r.norm_name, r.num_groups, r.cells, r.average)
             if seen[r.label] > 1 else r for r in rows]
