@@ -159,3 +159,15 @@ def test_same_label_for_two_specs_is_disambiguated(tmp_path: Path, write_record)
     write_record("bn", 2, 0, acc=0.6, norm="bn:momentum=0.01")
     (table,) = _tables(tmp_path / "runs")
     assert [r.label for r in table.rows] == ["BN [bn]", "BN [bn:momentum=0.01]"]
+
+
+def test_long_table_names_stay_short_unique_and_end_with_the_metric() -> None:
+    from reports.tables import MAX_NAME, slug
+
+    protocol = ["attack_mode=eval", "epsilon=0.1", "robust_attack=apgd-ce(5 it)+apgd-t(5 it, 2 targets)",
+                "robust_samples=1000", "train_attack=pgd-7 step 0.025"]
+    names = {slug("adversarial", "fashion_mnist", "resnet20", "method=pgd_at", *protocol, metric)
+             for metric in ("test/robust_acc", "test/acc")}
+    assert len(names) == 2 and all(len(n) <= MAX_NAME for n in names)
+    assert sorted(n.rsplit("__", 1)[1] for n in names) == ["test-acc", "test-robust_acc"]
+    assert slug("classification", "fashion_mnist", "resnet8", "test/acc") == "classification__fashion_mnist__resnet8__test-acc"
