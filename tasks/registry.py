@@ -84,7 +84,8 @@ def _discover() -> None:
 def list_tasks() -> list[str]:
     """Registered task names (built-in ones in the paper's order, then others in registration order)."""
     _discover()
-    return list(_REGISTRY)
+    builtin = [name for name in PAPER_TASK_ORDER if name in _REGISTRY]  # whatever order they were imported in
+    return builtin + [name for name in _REGISTRY if name not in PAPER_TASK_ORDER]
 
 
 def task_description(name: str) -> str:

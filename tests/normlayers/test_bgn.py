@@ -26,7 +26,7 @@ LAYOUTS = [
 @pytest.fixture(params=["composite", "two_phase"])
 def path(request, monkeypatch) -> str:
     """Run a test once per train-mode implementation (they must agree exactly)."""
-    monkeypatch.setattr(bgn_module, "_prefer_two_phase", lambda x, groups: request.param == "two_phase")
+    monkeypatch.setattr(bgn_module, "_prefer_two_phase", lambda x: request.param == "two_phase")
     return request.param
 
 
