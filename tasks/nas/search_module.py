@@ -41,7 +41,13 @@ SEARCH_LOG = "search_log.jsonl"
 def scheduled_batches(trainer: L.Trainer, max_batches: int) -> int:
     """Training batches the stage will run: epochs x batches per epoch, capped by the stage's step budget."""
     _ = trainer.estimated_stepping_batches  # makes Lightning set up the training data and count its batches
-    total = int(trainer.num_training_batches) * int(trainer.max_epochs or 1)
+    per_epoch, epochs = trainer.num_training_batches, trainer.max_epochs
+    if per_epoch == float("inf") or epochs is None or epochs < 0:
+        if max_batches > 0:
+            return max_batches
+        raise ValueError("the cosine schedule needs a known length: a sized training loader and max_epochs, or a "
+                         "step budget")
+    total = int(per_epoch) * int(epochs)
     return max(1, min(total, max_batches) if max_batches > 0 else total)
 
 

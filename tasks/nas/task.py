@@ -283,10 +283,10 @@ class NasTask(Task):
         cfg = _cfg(cfg)
         data = dataclasses.replace(cfg.data, val_size=32, fraction=0.0008, test_fraction=0.005, eval_batch_size=64,
                                    num_workers=0)  # 48 training images
-        search = dataclasses.replace(cfg.search, epochs=min(cfg.search.epochs, 2), max_steps=-1, layers=3, channels=4,
+        search = dataclasses.replace(cfg.search, epochs=min(cfg.search.epochs, 2), layers=3, channels=4,
                                      fraction=0.5)  # two halves of 12 images
         retrain = dataclasses.replace(cfg.retrain, layers=3, channels=4, auxiliary_weight=0.0, batch_size=None)
-        trainer = dataclasses.replace(cfg.trainer, epochs=min(cfg.trainer.epochs, 2), max_steps=-1, log_every_n_steps=2,
+        trainer = dataclasses.replace(cfg.trainer, epochs=min(cfg.trainer.epochs, 2), log_every_n_steps=2,
                                       threads=1)
         return dataclasses.replace(cfg, batch_size=4, data=data, search=search, retrain=retrain, trainer=trainer)
 
