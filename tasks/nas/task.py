@@ -45,7 +45,6 @@ _EDGES = "[('sep_conv_3x3', 0), ('sep_conv_5x5', 1), ('dil_conv_3x3', 0), ('dil_
          "('skip_connect', 0), ('max_pool_3x3', 1), ('avg_pool_3x3', 0), ('skip_connect', 1)]"
 COVERING_GENOTYPE = parse_genotype(f"Genotype(normal={_EDGES}, normal_concat=[2, 3, 4, 5], reduce={_EDGES}, "
                                    "reduce_concat=[2, 3, 4, 5])")
-_FIXED_CELLS_ONLY = "only the retrain runs"
 
 
 def _cfg(cfg: RunConfig) -> NasConfig:

@@ -150,6 +150,23 @@ def test_fixed_genotype_retrains_the_published_cell_only(tmp_path: Path) -> None
     assert (outcome.run_dir / "genotype.png").is_file()
 
 
+def test_grid_coordinates_name_the_order_or_the_fixed_cell(tmp_path: Path) -> None:
+    custom = str(PUBLISHED["DARTS_V2"]).replace("('dil_conv_3x3', 2)", "('sep_conv_5x5', 2)")
+    assert NAS.coordinates(config(tmp_path, "--nas.order", "second")) == {"order": "second"}
+    assert NAS.coordinates(config(tmp_path, "--nas.genotype", "DARTS_V1")) == {"genotype": "DARTS_V1"}
+    named = NAS.coordinates(config(tmp_path, "--nas.genotype", custom))["genotype"]
+    assert named.startswith("custom-") and len(named) == len("custom-") + 8
+    assert NAS.coordinates(config(tmp_path, "--nas.genotype", custom.replace(", ", ",  "))) == {"genotype": named}
+    fixed = parse_config(NAS, ["--config", QUICK, "--nas.genotype", "DARTS_V2", "--retrain.batch_size", "6"],
+                         raise_errors=True)
+    assert [s.name for s in NAS.stages(fixed)] == ["retrain"] and NAS.normalization_batch(fixed) == 6
+    paper = parse_config(NAS, ["--config", str(REPO / "configs/nas/paper_cifar10.yaml")], raise_errors=True)
+    stages = NAS.stages(paper)
+    assert [(s.name, s.epochs, s.images_per_step, s.optimizer_steps_per_batch, s.test) for s in stages] == [
+        ("search", 50, 128, 2, False), ("retrain", 600, 96, 1, True)]
+    assert NAS.normalization_batch(paper) == 64 and NAS.protocol(paper)["retrain_batch"] == 96
+
+
 def test_resume_inside_the_search_continues_and_matches_the_uninterrupted_run(tmp_path: Path, monkeypatch,
                                                                                first_order_run: Path) -> None:
     run_dir = interrupt(tmp_path, monkeypatch, SearchModule, lambda m: m.global_step == 8)  # batch 5 of 6
