@@ -6,21 +6,23 @@ genotype lists. Edges are coloured by op family (skip connections stand out,
 since their number is what skip-connect collapse is about) and labelled with
 the op.
 
-    python -m tasks.nas.draw "DARTS_V2" cells.png
+    python -m tasks.nas.draw DARTS_V2 cells.png                # one genotype
+    python -m tasks.nas.draw --runs runs/nas_quick cells.png   # every searched cell of a sweep, one row per run
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 from .genotypes import Genotype, resolve_genotype
 
-__all__ = ["draw_genotype", "GENOTYPE_FIGURE"]
+__all__ = ["draw_genotype", "draw_genotypes", "draw_runs", "GENOTYPE_FIGURE"]
 
 GENOTYPE_FIGURE = "genotype.png"
-_COLOURS = {"skip_connect": "#d62728", "max_pool_3x3": "#1f77b4", "avg_pool_3x3": "#17becf",
-            "sep_conv_3x3": "#2ca02c", "sep_conv_5x5": "#98df8a", "dil_conv_3x3": "#9467bd", "dil_conv_5x5": "#c5b0d5"}
+_COLOURS = {"skip_connect": "#d62728", "max_pool_3x3": "#1f77b4", "avg_pool_3x3": "#0f8b8d",
+            "sep_conv_3x3": "#2ca02c", "sep_conv_5x5": "#0b5d1e", "dil_conv_3x3": "#9467bd", "dil_conv_5x5": "#8c2d8c"}
 
 
 def _positions(steps: int) -> dict[int | str, tuple[float, float]]:
@@ -67,25 +69,25 @@ def _draw_cell(ax, edges: tuple[tuple[str, int], ...], concat: tuple[int, ...], 
     ax.axis("off")
 
 
-def draw_genotype(genotype: Genotype | str, path: str | Path, title: str | None = None) -> Path:
-    """Write a PNG (or any format matplotlib knows from the suffix) of the normal and the reduction cell.
+def draw_genotypes(items: list[tuple[str, Genotype | str]], path: str | Path) -> Path:
+    """One row per ``(title, genotype)``: the normal and the reduction cell side by side (PNG, SVG, PDF...).
 
-    ``genotype`` is a :class:`Genotype`, a published name or a genotype string.
+    A genotype may be a :class:`Genotype`, a published name or a genotype string.
     """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    if isinstance(genotype, str):
-        genotype = resolve_genotype(genotype)[1]
-    fig, axes = plt.subplots(1, 2, figsize=(15, 4.4))
-    _draw_cell(axes[0], genotype.normal, genotype.normal_concat,
-               f"normal cell ({genotype.num_skip_connects('normal')} skip connections)")
-    _draw_cell(axes[1], genotype.reduce, genotype.reduce_concat,
-               f"reduction cell ({genotype.num_skip_connects('reduce')} skip connections)")
-    if title:
-        fig.suptitle(title, fontsize=12)
+    fig, axes = plt.subplots(len(items), 2, figsize=(15, 4.4 * len(items)), squeeze=False)
+    for row, (title, genotype) in zip(axes, items):
+        if isinstance(genotype, str):
+            genotype = resolve_genotype(genotype)[1]
+        prefix = f"{title}: " if title else ""
+        _draw_cell(row[0], genotype.normal, genotype.normal_concat,
+                   f"{prefix}normal cell ({genotype.num_skip_connects('normal')} skip connections)")
+        _draw_cell(row[1], genotype.reduce, genotype.reduce_concat,
+                   f"{prefix}reduction cell ({genotype.num_skip_connects('reduce')} skip connections)")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,10 +96,32 @@ def draw_genotype(genotype: Genotype | str, path: str | Path, title: str | None 
     return path
 
 
+def draw_genotype(genotype: Genotype | str, path: str | Path, title: str | None = None) -> Path:
+    """The normal and the reduction cell of one genotype, side by side."""
+    return draw_genotypes([(title or "", genotype)], path)
+
+
+def draw_runs(runs_dir: str | Path, path: str | Path) -> Path:
+    """Every finished NAS run's cell under ``runs_dir`` (a sweep folder), one row each, by norm label."""
+    items = []
+    for record_path in sorted(Path(runs_dir).rglob("result.json")):
+        record = json.loads(record_path.read_text())
+        if record.get("task") == "nas" and record.get("status") == "finished" and record.get("genotype"):
+            where = ", ".join(f"{k}={v}" for k, v in record.get("coordinates", {}).items())
+            items.append((f"{record['norm_label']} ({where}, bs={record['batch_size']})", record["genotype"]))
+    if not items:
+        raise FileNotFoundError(f"no finished NAS run records under {runs_dir}")
+    return draw_genotypes(items, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) == 3 and args[0] == "--runs":
+        print(draw_runs(args[1], args[2]))
+        return 0
     if len(args) not in (2, 3):
-        print("usage: python -m tasks.nas.draw GENOTYPE OUT.png [TITLE]", file=sys.stderr)
+        print("usage: python -m tasks.nas.draw GENOTYPE OUT.png [TITLE]\n"
+              "       python -m tasks.nas.draw --runs RUNS_DIR OUT.png", file=sys.stderr)
         return 2
     print(draw_genotype(args[0], args[1], args[2] if len(args) == 3 else None))
     return 0

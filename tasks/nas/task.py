@@ -241,7 +241,7 @@ class NasTask(Task):
         if stage.name == "search":
             assert isinstance(module, SearchModule)
             genotype = module.net.genotype()
-            draw_genotype(genotype, run_dir / GENOTYPE_FIGURE, f"{label}: cell searched by {cfg.nas.order}-order DARTS")
+            draw_genotype(genotype, run_dir / GENOTYPE_FIGURE, f"{label}, {cfg.nas.order}-order search")
             return {"genotype": str(genotype), "genotype_name": "searched",
                     "num_skip_connects": genotype.num_skip_connects("normal"),
                     "num_skip_connects_reduce": genotype.num_skip_connects("reduce"),
@@ -252,7 +252,7 @@ class NasTask(Task):
         fixed = fixed_genotype(cfg)
         if fixed is not None:
             name, genotype = fixed
-            draw_genotype(genotype, run_dir / GENOTYPE_FIGURE, f"{label}: fixed cell {name}")
+            draw_genotype(genotype, run_dir / GENOTYPE_FIGURE, f"{label}, fixed cell {name}")
             outputs.update({"genotype": str(genotype), "genotype_name": name, "genotype_figure": GENOTYPE_FIGURE,
                             "num_skip_connects": genotype.num_skip_connects("normal"),
                             "num_skip_connects_reduce": genotype.num_skip_connects("reduce")})

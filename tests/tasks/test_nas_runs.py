@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tasks.cli import main as cli_main
+from tasks.nas.draw import draw_runs
 from tasks.nas.genotypes import PUBLISHED, parse_genotype
 from tasks.nas.network import EvalNetwork
 from tasks.nas.retrain_module import RetrainModule
@@ -88,6 +89,13 @@ def test_search_then_retrain_writes_one_complete_record(first_order_run: Path) -
     assert retrain["hyper_parameters"]["genotype"] == record["genotype"]
     rows = list(csv.DictReader(open(first_order_run / "metrics-search.csv")))
     assert [int(r["step"]) for r in rows if r.get("search/train_loss")] == [0, 2, 4]
+
+
+def test_the_cells_of_a_sweep_folder_are_drawn_one_row_per_run(first_order_run: Path, tmp_path: Path) -> None:
+    out = draw_runs(first_order_run.parent, tmp_path / "cells.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(FileNotFoundError, match="no finished NAS run records"):
+        draw_runs(tmp_path, tmp_path / "none.png")
 
 
 def test_search_logs_genotype_alpha_and_skips_after_every_epoch(first_order_run: Path) -> None:
