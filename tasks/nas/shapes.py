@@ -27,7 +27,14 @@ from .norms import without_affine
 from .ops import NormFactory
 from .supernet import SuperNet
 
-__all__ = ["supernet_slots", "network_slots", "check_supernet", "check_network"]
+__all__ = ["COVERING_GENOTYPE", "supernet_slots", "network_slots", "check_supernet", "check_network"]
+
+# Every op on the cell inputs (stride 2 in reduction cells): a network of this cell has a norm of every shape
+# a network of any searched cell can have, so the dry run of a search checks the final network too.
+_EDGES = "[('sep_conv_3x3', 0), ('sep_conv_5x5', 1), ('dil_conv_3x3', 0), ('dil_conv_5x5', 1), " \
+         "('skip_connect', 0), ('max_pool_3x3', 1), ('avg_pool_3x3', 0), ('skip_connect', 1)]"
+COVERING_GENOTYPE = parse_genotype(f"Genotype(normal={_EDGES}, normal_concat=[2, 3, 4, 5], reduce={_EDGES}, "
+                                   "reduce_concat=[2, 3, 4, 5])")
 
 Shape = tuple[int, ...]  # a norm slot's input shape without the batch dimension
 _TRACE_NORM = "bn"  # any norm with an affine argument: the trace tells the stem's slots from the ops' by it

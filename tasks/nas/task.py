@@ -29,23 +29,15 @@ from ..runner.world import world_size_of
 from .config import NasConfig
 from .data import NasDataModule, padded_size
 from .draw import GENOTYPE_FIGURE, draw_genotype
-from .genotypes import Genotype, GenotypeError, parse_genotype, resolve_genotype
+from .genotypes import Genotype, GenotypeError, resolve_genotype
 from .network import AUX_INPUT_SIZE, EvalNetwork
 from .norms import without_affine
 from .retrain_module import RetrainModule
 from .search_module import SearchModule
-from .shapes import check_network, check_supernet, network_slots, supernet_slots
+from .shapes import COVERING_GENOTYPE, check_network, check_supernet, network_slots, supernet_slots
 from .supernet import SuperNet
 
-__all__ = ["NasTask", "NAS", "COVERING_GENOTYPE"]
-
-# Every op on the cell inputs (stride 2 in reduction cells): a network of this cell has a norm of every shape
-# a network of any searched cell can have, so the dry run of a search checks the final network too.
-_EDGES = "[('sep_conv_3x3', 0), ('sep_conv_5x5', 1), ('dil_conv_3x3', 0), ('dil_conv_5x5', 1), " \
-         "('skip_connect', 0), ('max_pool_3x3', 1), ('avg_pool_3x3', 0), ('skip_connect', 1)]"
-COVERING_GENOTYPE = parse_genotype(f"Genotype(normal={_EDGES}, normal_concat=[2, 3, 4, 5], reduce={_EDGES}, "
-                                   "reduce_concat=[2, 3, 4, 5])")
-
+__all__ = ["NasTask", "NAS"]
 
 def _cfg(cfg: RunConfig) -> NasConfig:
     assert isinstance(cfg, NasConfig)
@@ -58,6 +50,16 @@ def fixed_genotype(cfg: NasConfig) -> tuple[str, Genotype] | None:
 
 
 class NasTask(Task):
+    """DARTS with the norm under test: the declarations and the builders of the two stages.
+
+    Example:
+        >>> from tasks.nas.task import NAS
+        >>> from tasks.runner.parse import parse_config
+        >>> cfg = parse_config(NAS, ["--config", "configs/nas/quick.yaml", "--nas.order", "second"])
+        >>> [s.name for s in NAS.stages(cfg)], NAS.coordinates(cfg)
+        (['search', 'retrain'], {'order': 'second'})
+    """
+
     name = "nas"
     config_class = NasConfig
     description = "DARTS: search a cell with the norm under test (first or second order), derive it, retrain it."

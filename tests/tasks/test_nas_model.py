@@ -11,6 +11,7 @@ from tasks.nas.data import cutout
 from tasks.nas.genotypes import PRIMITIVES, PUBLISHED, GenotypeError, derive_genotype, parse_genotype, resolve_genotype
 from tasks.nas.network import EvalNetwork, drop_path
 from tasks.nas.ops import DilConv, FactorizedReduce, SepConv, Zero, build_op
+from tasks.nas.shapes import COVERING_GENOTYPE, network_slots, supernet_slots
 from tasks.nas.supernet import ARCH_PARAMETER_NAMES, SuperNet
 
 V2 = PUBLISHED["DARTS_V2"]
@@ -167,3 +168,23 @@ def test_cutout_zeroes_one_clipped_square_per_image() -> None:
     assert sizes.max() == 256 and sizes.min() >= 64  # 16x16 inside the image, at least 8x8 at a corner
     rows, cols = hole.any(dim=2).sum(1), hole.any(dim=1).sum(1)
     assert torch.equal(rows * cols, sizes) and rows.max() == cols.max() == 16  # a rectangle, clipped at the border
+
+
+def test_the_dry_run_traces_the_shape_every_norm_slot_sees() -> None:
+    def shapes_seen(net: nn.Module, x: torch.Tensor) -> dict[str, set]:
+        seen: dict[str, set] = {"affine": set(), "ops": set()}
+        for name, module, resolved in find_norm_layers(net):
+            role = "ops" if resolved.kwargs.get("affine") is False else "affine"
+            module.register_forward_hook(lambda m, args, out, role=role: seen[role].add(tuple(args[0].shape[1:])))
+        net(x)
+        return seen
+
+    supernet = shapes_seen(SuperNet(4, 10, 3, "bgn:num_groups=2", 1).train(), torch.randn(2, 1, 32, 32))
+    assert supernet_slots(4, 3, 10, 1, 32) == {role: tuple(sorted(s)) for role, s in supernet.items()}
+    network = EvalNetwork(COVERING_GENOTYPE, 8, 10, 5, "bn", 1, auxiliary=True).train()
+    seen = shapes_seen(network, torch.randn(2, 1, 32, 32))
+    assert network_slots(str(COVERING_GENOTYPE), 8, 5, 10, 1, 32, True) == tuple(sorted(seen["affine"]))
+    assert (768, 1, 1) in seen["affine"] and (128, 2, 2) in seen["affine"]  # the auxiliary head's slots
+    # the covering cell has every slot shape of any cell, e.g. of DARTS_V2's network
+    v2 = set(network_slots(str(V2), 8, 5, 10, 1, 32, True))
+    assert v2 <= set(network_slots(str(COVERING_GENOTYPE), 8, 5, 10, 1, 32, True))
