@@ -20,7 +20,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data.errors import DataCorruptError
 from .data.base import ClassSplit, FewShotDataset, check_split
-from .data.episodes import SPLIT_CODES, FixedTaskset, fixed_episode_indices, meta_dataset, training_taskset
+from .data.episodes import (
+    SPLIT_CODES,
+    FixedTaskset,
+    check_blocks,
+    fixed_episode_indices,
+    meta_dataset,
+    training_taskset,
+)
 from .data.registry import CROSS_DOMAIN, data_root
 
 __all__ = ["EpisodeSettings", "FewShotDataModule", "TaskStream"]
@@ -47,14 +54,16 @@ class EpisodeSettings:
 class TaskStream(Dataset):
     """``length`` freshly drawn training tasks; the index is ignored (learn2learn draws from ``random``)."""
 
-    def __init__(self, taskset: Any, length: int) -> None:
-        self.taskset, self.length = taskset, length
+    def __init__(self, taskset: Any, length: int, ways: int) -> None:
+        self.taskset, self.length, self.ways = taskset, length, ways
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> Any:
-        return self.taskset.sample()
+        images, labels = self.taskset.sample()
+        check_blocks(labels, self.ways)
+        return images, labels
 
 
 def _as_list(tasks: list[Any]) -> list[Any]:
@@ -75,7 +84,7 @@ class FewShotDataModule(L.LightningDataModule):
         loaded = dataset.load(root, split, s.seed, s.images_per_class)
         check_split(loaded, f"{dataset.name} {split} split", dataset.input_shape)
         smallest = int(loaded.class_sizes().min())
-        need = s.shots + max(s.queries if split == "train" else 0, s.test_queries if split != "train" else 0)
+        need = s.shots + (s.queries if split == "train" else s.test_queries)
         if smallest < need:
             raise DataCorruptError(f"{dataset.name} {split} split: its smallest class has {smallest} images, an "
                                    f"episode needs {need} per class (shots + queries)")
@@ -114,7 +123,7 @@ class FewShotDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         s = self.settings
-        stream = TaskStream(self.train_tasks, s.steps_per_epoch * s.meta_batch)
+        stream = TaskStream(self.train_tasks, s.steps_per_epoch * s.meta_batch, s.ways)
         return DataLoader(stream, batch_size=s.meta_batch, shuffle=False, num_workers=0, collate_fn=_as_list)
 
     def _eval_loader(self, name: str) -> DataLoader:

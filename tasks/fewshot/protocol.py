@@ -36,7 +36,7 @@ from torch import nn
 
 from normlayers import find_norm_layers, resolve_norm
 
-from .config import FewShotConfig, InnerLoopConfig, OuterLoopConfig
+from .config import FewShotConfig, OuterLoopConfig
 
 __all__ = [
     "Reference", "REFERENCE", "forward_of", "norm_mode_of", "method_section", "meta_batch_of", "filters_of",
@@ -75,12 +75,6 @@ def norm_mode_of(cfg: FewShotConfig) -> NormMode:
 
 def method_section(cfg: FewShotConfig) -> OuterLoopConfig:
     section: OuterLoopConfig = getattr(cfg, cfg.method)
-    return section
-
-
-def inner_loop(cfg: FewShotConfig) -> InnerLoopConfig:
-    section = method_section(cfg)
-    assert isinstance(section, InnerLoopConfig), f"{cfg.method} has no inner loop"
     return section
 
 

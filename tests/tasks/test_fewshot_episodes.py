@@ -11,6 +11,7 @@ import torch
 
 from tasks.fewshot.data.episodes import (
     FixedTaskset,
+    check_blocks,
     fixed_episode_indices,
     meta_dataset,
     split_episode,
@@ -57,12 +58,13 @@ def test_the_fused_sampler_draws_exactly_what_nways_then_kshots_draw() -> None:
     assert all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, b))
 
 
-def test_split_episode_refuses_mixed_blocks() -> None:
-    images = torch.zeros(6, 1, 2, 2)
-    with pytest.raises(ValueError, match="not contiguous"):
-        split_episode(images, torch.tensor([0, 1, 0, 1, 2, 2]), ways=3, shots=1)
+def test_tasks_that_are_not_class_blocks_are_refused() -> None:
+    check_blocks(torch.tensor([2, 2, 0, 0, 1, 1]), ways=3)
+    for labels in ([0, 1, 0, 1, 2, 2], [0, 0, 0, 0, 1, 1], [0, 0, 1, 1, 2]):
+        with pytest.raises(ValueError, match="not 3 contiguous class blocks"):
+            check_blocks(torch.tensor(labels), ways=3)
     with pytest.raises(ValueError, match="cannot hold"):
-        split_episode(images, torch.tensor([0, 0, 1, 1, 2, 2]), ways=3, shots=2)
+        split_episode(torch.zeros(6, 1, 2, 2), torch.tensor([0, 0, 1, 1, 2, 2]), ways=3, shots=2)
 
 
 def test_fixed_episodes_come_from_the_data_seed_alone() -> None:

@@ -161,7 +161,8 @@ def test_anil_adapts_the_head_alone_and_meta_learns_the_body() -> None:
     x = torch.randn(20, 1, 28, 28)
     labels = torch.arange(5).repeat_interleave(4)
     rest = (1, 2, 3)
-    episode = Episode(x[::4], labels[::4], torch.cat([x[i::4] for i in rest]), torch.cat([labels[i::4] for i in rest]))
+    episode = Episode(x[::4], labels[::4], torch.cat([x[i::4] for i in rest]), torch.cat([labels[i::4] for i in rest]),
+                      ways=5)
     body_before = {k: v.clone() for k, v in anil.body.state_dict().items()}
     anil.train()
     loss, _ = anil.meta_loss(episode)

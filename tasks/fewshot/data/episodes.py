@@ -30,7 +30,6 @@ first ``shots`` of each block as the support set and the rest as the query set.
 from __future__ import annotations
 
 import hashlib
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,11 +41,19 @@ from .base import ClassSplit
 
 __all__ = [
     "Episode", "ClassImagesDataset", "meta_dataset", "training_taskset", "fixed_episode_indices",
-    "FixedTaskset", "episodes_sha256", "split_episode", "SPLIT_CODES",
+    "FixedTaskset", "episodes_sha256", "split_episode", "check_blocks", "SPLIT_CODES",
 ]
 
 SPLIT_CODES = {"train": 0, "validation": 1, "test": 2, "digits": 3}
 DataDescription = l2l.data.DataDescription
+
+
+def check_blocks(labels: torch.Tensor, ways: int) -> None:
+    """Refuse a task whose labels are not ``ways`` equal blocks of one class each (checked on the CPU side)."""
+    per_class = len(labels) // ways
+    blocks = labels.view(ways, per_class) if per_class * ways == len(labels) else None
+    if blocks is None or not bool((blocks == blocks[:, :1]).all()) or len(torch.unique(blocks[:, 0])) != ways:
+        raise ValueError(f"a task of {len(labels)} images is not {ways} contiguous class blocks")
 
 
 class ClassImagesDataset(Dataset):
@@ -130,13 +137,13 @@ class FixedTaskset(Dataset):
                 description = transform(description)
             self.taskset.sampled_descriptions[i] = description
         self.sha256 = episodes_sha256(indices)
-        self.crc = zlib.crc32(indices.tobytes())
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor, torch.Tensor]:
         images, labels = self.taskset[i]
+        check_blocks(labels, self.indices.shape[1])
         return i, images, labels
 
 
@@ -148,24 +155,24 @@ class Episode:
     support_labels: torch.Tensor
     query: torch.Tensor
     query_labels: torch.Tensor
-
-    @property
-    def ways(self) -> int:
-        return int(self.support_labels.max()) + 1
+    ways: int
 
 
 def split_episode(images: torch.Tensor, labels: torch.Tensor, ways: int, shots: int) -> Episode:
-    """Support = the first ``shots`` images of each class block, query = the rest (classes must be contiguous)."""
+    """Support = the first ``shots`` images of each class block, query = the rest.
+
+    The blocks were checked where the task was made (:func:`check_blocks`, on the
+    CPU); here only the sizes are, so no device synchronization happens per episode.
+    """
     per_class = len(labels) // ways
     if per_class * ways != len(labels) or per_class <= shots:
         raise ValueError(f"an episode of {len(labels)} images cannot hold {ways} ways x ({shots} shots + queries)")
     blocks = labels.view(ways, per_class)
-    if not bool((blocks == blocks[:, :1]).all()) or len(torch.unique(blocks[:, 0])) != ways:
-        raise ValueError("episode classes are not contiguous blocks of one class each")
     shaped = images.view(ways, per_class, *images.shape[1:])
     return Episode(
         support=shaped[:, :shots].reshape(ways * shots, *images.shape[1:]),
         support_labels=blocks[:, :shots].reshape(-1),
         query=shaped[:, shots:].reshape(ways * (per_class - shots), *images.shape[1:]),
         query_labels=blocks[:, shots:].reshape(-1),
+        ways=ways,
     )
