@@ -63,6 +63,7 @@ class CellStats:
     coordinates: tuple[tuple[str, Scalar], ...] = ()  # all grid coordinates, the axis's included, by key
     p_vs_bn: float | None = None
     beats_bn: bool = False  # p_vs_bn < ALPHA and the mean is better than BN's
+    run_batch_size: int | None = None  # the records' batch size (one per cell; it may follow the axis)
 
     @property
     def task(self) -> str:
@@ -86,6 +87,8 @@ class CellStats:
         """The normalization batch of this cell: the column on the batch axis, else the table's."""
         if self.context.batch_size is not None:
             return self.context.batch_size
+        if self.run_batch_size is not None:  # a batch size that follows another axis (few-shot's ways/shots)
+            return self.run_batch_size
         assert isinstance(self.axis_value, int)
         return self.axis_value
 
@@ -179,6 +182,7 @@ def _cell(context: Context, decl: MetricDeclaration, runs: list[RunRecord]) -> C
         coordinates=tuple(sorted(first.coordinates.items())),
         n_failed=sum(r.status == "failed" for r in runs),
         n_diverged=sum(r.status == "diverged" for r in runs),
+        run_batch_size=first.batch_size,
     )
 
 
