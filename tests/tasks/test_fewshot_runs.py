@@ -66,6 +66,11 @@ def test_every_norm_and_seed_is_tested_on_the_same_episodes(tmp_path: Path) -> N
     rows = [(a.run_dir / EPISODE_FILE).read_text().splitlines(), (b.run_dir / EPISODE_FILE).read_text().splitlines()]
     assert [r.split(",")[1] for r in rows[0]] == [r.split(",")[1] for r in rows[1]]  # paired episode by episode
     assert read_episode_accuracies(a.run_dir / EPISODE_FILE) != read_episode_accuracies(b.run_dir / EPISODE_FILE)
+    # the reporter's few-shot table: a ways/shots column, mean ± the run's 95% CI over episodes
+    assert run_cli("report", str(tmp_path), "--out", str(tmp_path / "report")) == 0
+    table = (tmp_path / "report" / "tables" / "tables.md").read_text()
+    assert "mean ± 95% CI over test episodes" in table and "| Norm | 5-way 1-shot |" in table
+    assert f"{100 * ra['test/acc']:.2f} ± {100 * ra['test/acc_ci95']:.2f}" in table.split("| BN |")[1].split("\n")[0]
 
 
 def test_maml_normalizes_the_support_set_alone_and_tests_cross_domain(tmp_path: Path) -> None:
