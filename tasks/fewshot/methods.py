@@ -1,8 +1,8 @@
 """The three meta-learners, each a plain ``nn.Module`` with the same two calls.
 
 ``meta_loss(episode)`` returns the meta-training loss of one episode (its graph
-kept for the outer backward) and the query accuracy; ``evaluate(episode)``
-returns the query accuracy after the method's test-time procedure. The
+kept for the outer backward); ``evaluate(episode)`` returns the query accuracy
+after the method's test-time procedure. The
 LightningModule owns optimization, modes and logging; these own the method.
 
 - :class:`ProtoNet` (Snell et al., 2017): class prototypes are the mean support
@@ -30,9 +30,9 @@ from .models import Conv4, Conv4Classifier, feature_size
 __all__ = ["EpisodicLearner", "ProtoNet", "MAML", "ANIL", "accuracy", "prototype_logits"]
 
 
-def accuracy(logits: Tensor, labels: Tensor) -> Tensor:
-    """Fraction of correct predictions, in float64 (an episode's accuracy is k/n exactly)."""
-    return (logits.argmax(dim=1) == labels).sum().double() / len(labels)
+def accuracy(logits: Tensor, labels: Tensor) -> float:
+    """Fraction of correct predictions, k/n in double precision (any device)."""
+    return int((logits.argmax(dim=1) == labels).sum()) / len(labels)
 
 
 def prototype_logits(support: Tensor, support_labels: Tensor, query: Tensor, ways: int) -> Tensor:
@@ -53,10 +53,10 @@ def _through(net: nn.Module, episode: Episode, joint: bool) -> tuple[Tensor, Ten
 class EpisodicLearner(nn.Module):
     """What the module calls: a meta-training loss and a test-time accuracy per episode."""
 
-    def meta_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
+    def meta_loss(self, episode: Episode) -> Tensor:
         raise NotImplementedError
 
-    def evaluate(self, episode: Episode) -> Tensor:
+    def evaluate(self, episode: Episode) -> float:
         raise NotImplementedError
 
 
@@ -70,11 +70,10 @@ class ProtoNet(EpisodicLearner):
         support, query = _through(self.encoder, episode, self.joint)
         return prototype_logits(support, episode.support_labels, query, episode.ways)
 
-    def meta_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        logits = self._logits(episode)
-        return F.cross_entropy(logits, episode.query_labels), accuracy(logits.detach(), episode.query_labels)
+    def meta_loss(self, episode: Episode) -> Tensor:
+        return F.cross_entropy(self._logits(episode), episode.query_labels)
 
-    def evaluate(self, episode: Episode) -> Tensor:
+    def evaluate(self, episode: Episode) -> float:
         with torch.no_grad():
             return accuracy(self._logits(episode), episode.query_labels)
 
@@ -101,11 +100,10 @@ class _InnerLoop(EpisodicLearner):
     def _query_logits(self, episode: Episode, steps: int, evaluating: bool) -> Tensor:
         raise NotImplementedError
 
-    def meta_loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        logits = self._query_logits(episode, self.train_steps, evaluating=False)
-        return F.cross_entropy(logits, episode.query_labels), accuracy(logits.detach(), episode.query_labels)
+    def meta_loss(self, episode: Episode) -> Tensor:
+        return F.cross_entropy(self._query_logits(episode, self.train_steps, evaluating=False), episode.query_labels)
 
-    def evaluate(self, episode: Episode) -> Tensor:
+    def evaluate(self, episode: Episode) -> float:
         # Adaptation needs gradients even in validation and test (the task runs them outside inference mode).
         with torch.enable_grad():
             logits = self._query_logits(episode, self.test_steps, evaluating=True)

@@ -86,7 +86,7 @@ class FewShotModule(L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         losses = []
         for images, labels in batch:
-            loss, _ = self.learner.meta_loss(self.episode(images, labels))
+            loss = self.learner.meta_loss(self.episode(images, labels))
             self.manual_backward(loss / len(batch))
             losses.append(loss.detach())
         check_and_log_train_loss(self, torch.stack(losses).mean())  # before the step: NaN never reaches the weights
@@ -113,7 +113,7 @@ class FewShotModule(L.LightningModule):
         index, images, labels = batch
         with self.guard.episode():
             acc = self.learner.evaluate(self.episode(images, labels))
-        self.accuracies[name].append((int(index), float(acc)))
+        self.accuracies[name].append((int(index), acc))
 
     def _summary(self, name: str, key: str) -> None:
         values = [acc for _, acc in sorted(self.accuracies[name])]
