@@ -188,8 +188,9 @@ class FewShotTask(Task):
         inner = {name: dataclasses.replace(getattr(c, name), meta_batch=2, train_steps=1, test_steps=2)
                  for name in ("maml", "anil")}
         model = dataclasses.replace(c.model, filters=16)
-        return dataclasses.replace(c, data=data, episodes=episodes, model=model, queries=3, steps_per_epoch=3,
-                                   protonet=dataclasses.replace(c.protonet, meta_batch=2), **inner)
+        trainer = dataclasses.replace(c.trainer, epochs=2)  # two validations: selection and resume have work to do
+        return dataclasses.replace(c, data=data, episodes=episodes, model=model, trainer=trainer, queries=3,
+                                   steps_per_epoch=3, protonet=dataclasses.replace(c.protonet, meta_batch=2), **inner)
 
 
 FEWSHOT = FewShotTask()
