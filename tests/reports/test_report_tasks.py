@@ -301,6 +301,8 @@ def test_a_batch_size_that_follows_the_axis_keeps_one_table(tmp_path: Path, writ
     tables = _tables(tmp_path / "runs")
     assert len(tables) == 1 and "bs=" not in tables[0].name
     assert [c.label for c in tables[0].columns] == ["5-way 1-shot", "5-way 5-shot"]
+    rows = list(csv.DictReader(io.StringIO(render_csv(tables))))  # each cell keeps its own batch size
+    assert sorted((r["axis_value"], r["batch_size"]) for r in rows if r["norm"] == "bn") == [("5w1s", "80"), ("5w5s", "100")]
     # without the flag, the batch size is part of the context: one table per batch size
     for shots, batch in ((1, 80), (5, 100)):
         write_record("bn", batch, 0, acc=0.6, root=tmp_path / "other", **fewshot_fields(5, shots, ci95=0.01))

@@ -1,0 +1,21 @@
+"""The few-shot overhead benchmark runs end to end and reports a consistent ratio (no timing thresholds)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from tasks.fewshot import bench
+
+QUICK = str(Path(__file__).resolve().parents[2] / "configs" / "fewshot" / "quick.yaml")
+
+
+def test_overhead_benchmark_compares_a_run_with_a_plain_learn2learn_loop(capsys) -> None:
+    assert bench.main(["--config", QUICK, "--methods", "protonet", "maml", "--steps", "3", "--repeats", "1"]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith(("| protonet | bn |", "| maml | bn |"))]
+    assert len(rows) == 2
+    for row in rows:
+        cells = row.strip("| ").split(" | ")
+        meta_batch, plain, ours, ratio = int(cells[3]), float(cells[5]), float(cells[6]), float(cells[7])
+        assert meta_batch == (1 if cells[0] == "protonet" else 4)
+        assert plain > 0 and ours > 0 and math.isclose(ratio, ours / plain, rel_tol=0.02, abs_tol=0.01)
