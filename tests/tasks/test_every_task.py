@@ -31,7 +31,8 @@ def test_a_shrunk_quick_run_matches_the_tasks_declarations(name: str, tmp_path: 
         value = record[metric.name]
         if metric.unit == "fraction":
             assert 0.0 <= value <= 1.0, (metric.name, value)
-        assert f"last/{metric.name}" in record
+        if metric.name.startswith("test/"):  # measured on a checkpoint: the last one's value is reported too
+            assert f"last/{metric.name}" in record
         if metric.interval:
             assert record[metric.interval] >= 0
     assert record["table_axis"] == task.table_axis.declaration()
