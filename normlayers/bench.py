@@ -215,7 +215,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.paths:
         paths = list(TRAIN_PATHS) + (["inductor"] if args.inductor else [])
         for shape in shapes:
-            rows.append(bench_paths(args.groups, shape, args.device, args.rounds, args.budget, timer, paths))
+            row = bench_paths(args.groups, shape, args.device, args.rounds, args.budget, timer, paths)
+            if not row.ratios:  # every G equals C or does not divide C*H*W here
+                continue
+            rows.append(row)
             table = format_paths(rows[-1:]).splitlines()
             print("\n".join(table if len(rows) == 1 else table[2:]), flush=True)
     else:
