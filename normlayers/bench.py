@@ -140,6 +140,10 @@ def bench_paths(groups: list[int], shape: Shape, device: str, rounds: int, budge
     x, grad = bench_inputs(shape, device)
     contenders = [Contender("bn", nn.BatchNorm2d(c).to(device))]
     chosen = {}
+    if "inductor" in paths:
+        # Fresh compile caches per shape: with the caches of earlier shapes, dynamo would recompile with
+        # dynamic shapes (slower generic kernels) and, past its recompile limit, silently run eager.
+        torch._dynamo.reset()
     for g in groups:
         if g == c or (c * shape[2] * shape[3]) % g:
             continue
@@ -147,7 +151,7 @@ def bench_paths(groups: list[int], shape: Shape, device: str, rounds: int, budge
         layer = create_norm(f"bgn:num_groups={g}", c).to(device).train()
         for path in paths:
             if path == "inductor":
-                contenders.append(Contender(f"G={g} inductor", torch.compile(layer)))
+                contenders.append(Contender(f"G={g} inductor", torch.compile(layer, dynamic=False)))
             else:
                 contenders.append(Contender(f"G={g} {path}", layer, path))
     med = interleaved_medians(contenders, x, grad, rounds, budget_s, timer)
