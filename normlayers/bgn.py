@@ -24,21 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .bgn_functional import bgn_eval, bgn_train_local, update_running_stats
+from .bgn_functional import bgn_eval, bgn_train_local, bgn_train_plain, update_running_stats
+from .bgn_paths import choose_train_path
 from .bgn_two_phase import bgn_train_two_phase, sync_world_size
 from .group_layout import group_layout
-
-# Which train-mode implementation runs (both are exact; the choice is speed only).
-# The composite path costs fewer operator calls, which is what small inputs pay
-# for; the two-phase path makes fewer memory passes and spreads its work over
-# N*G rows rather than G. Crossover measured on a 2-core CPU with
-# ``python -m normlayers.bench`` (between 131k and 401k elements for every G tried).
-TWO_PHASE_MIN_NUMEL = 1 << 18
-
-
-def _prefer_two_phase(x: Tensor) -> bool:
-    """The crossover depends on the element count only: it fell between 131k and 401k for every G measured."""
-    return x.numel() >= TWO_PHASE_MIN_NUMEL
+from .native import native_ops
 
 
 class GroupStatistics(nn.modules.batchnorm._BatchNorm):
@@ -110,41 +100,62 @@ class BatchGroupNorm(nn.Module):
         return float(stats.momentum)
 
     def forward(self, x: Tensor) -> Tensor:
+        # Written for a low per-call cost (at small shapes the framework, not the arithmetic, is what BN
+        # and BGN pay): every module attribute is read once, and the common case skips the sync tests.
         if x.dim() < 2 or x.shape[1] != self.num_channels:
             raise ValueError(
                 f"BatchGroupNorm({self.num_channels}) expects input (N, {self.num_channels}, ...), got {tuple(x.shape)}"
             )
-        layout = group_layout(tuple(x.shape), self.num_groups)
-        stats = self.stats
-        use_batch_stats = stats.training or stats.running_mean is None
-        update = stats.training and stats.track_running_stats
+        groups = self.num_groups
+        layout = group_layout(tuple(x.shape), groups)
+        stats, weight, bias = self.stats, self.weight, self.bias
         out_dtype = x.dtype
-        if self.weight is not None and x.dtype != self.weight.dtype:
-            x = x.to(self.weight.dtype)  # half/bf16 inputs: statistics in the parameters' precision
-        if not use_batch_stats:
-            return bgn_eval(x, layout, stats.running_mean, stats.running_var, self.weight, self.bias, self.eps).to(out_dtype)
+        if weight is not None and out_dtype != weight.dtype:
+            x = x.to(weight.dtype)  # half/bf16 inputs: statistics in the parameters' precision
+        training = stats.training
+        running_mean = stats.running_mean
+        if not (training or running_mean is None):
+            y = bgn_eval(x, layout, running_mean, stats.running_var, weight, bias, self.eps)
+            return y if y.dtype == out_dtype else y.to(out_dtype)
 
-        count = x.shape[0] * layout.group_len
-        process_group = getattr(stats, "process_group", None)
-        synchronized = self.is_synchronized and sync_world_size(process_group) > 1  # cheap test first
-        if count < 2 and not synchronized:
+        if type(stats) is GroupStatistics:  # local statistics: no process group to ask
+            process_group, synchronized = None, False
+        else:
+            process_group = getattr(stats, "process_group", None)
+            synchronized = self.is_synchronized and sync_world_size(process_group) > 1
+        if x.shape[0] * layout.group_len < 2 and not synchronized:
             raise ValueError(
                 f"BatchGroupNorm: each group has 1 value for input shape {tuple(x.shape)} and "
-                f"num_groups={self.num_groups}; batch statistics need at least 2 (use a larger batch or fewer groups)"
+                f"num_groups={groups}; batch statistics need at least 2 (use a larger batch or fewer groups)"
             )
+        update = training and stats.track_running_stats
+        path = choose_train_path(x, groups, self.num_channels, synchronized)
+        if path == "native" or path == "noop":  # one call: statistics, running-statistics update and output
+            ops = native_ops()
+            op = ops.bgn_train if path == "native" else ops.bgn_noop
+            if update:
+                y = op(x, weight, bias, running_mean, stats.running_var, stats.num_batches_tracked, groups, stats.momentum,
+                       self.eps)
+            else:
+                y = op(x, weight, bias, None, None, None, groups, None, self.eps)
+            return y if y.dtype == out_dtype else y.to(out_dtype)
         factor = self._averaging_factor() if update else 0.0
-        if synchronized:
-            group = process_group if process_group is not None else torch.distributed.group.WORLD
-            y, mean, var, count = bgn_train_two_phase(x, layout, self.weight, self.bias, self.eps, group)
-        elif self.num_groups == self.num_channels:  # exactly BatchNorm: use its kernel as is
-            rm, rv = (stats.running_mean, stats.running_var) if update else (None, None)
-            return F.batch_norm(x, rm, rv, self.weight, self.bias, True, factor, self.eps).to(out_dtype)
-        elif _prefer_two_phase(x):
-            y, mean, var, count = bgn_train_two_phase(x, layout, self.weight, self.bias, self.eps, None)
+        if path == "batch_norm":  # exactly BatchNorm: use its kernel as is
+            rm, rv = (running_mean, stats.running_var) if update else (None, None)
+            y = F.batch_norm(x, rm, rv, weight, bias, True, factor, self.eps)
+            return y if y.dtype == out_dtype else y.to(out_dtype)
+        count = x.shape[0] * layout.group_len
+        if path == "two_phase":
+            group = None
+            if synchronized:
+                group = process_group if process_group is not None else torch.distributed.group.WORLD
+            y, mean, var, count = bgn_train_two_phase(x, layout, weight, bias, self.eps, group)
+        elif path == "plain":
+            y, mean, var = bgn_train_plain(x, layout, weight, bias, self.eps)
         else:
-            y, mean, var = bgn_train_local(x, layout, self.weight, self.bias, self.eps)
+            y, mean, var = bgn_train_local(x, layout, weight, bias, self.eps)
         if update:
-            update_running_stats(stats.running_mean, stats.running_var, mean, var, count, factor)
+            update_running_stats(running_mean, stats.running_var, mean, var, count, factor)
         return y if y.dtype == out_dtype else y.to(out_dtype)
 
     def extra_repr(self) -> str:

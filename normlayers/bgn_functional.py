@@ -12,7 +12,11 @@ makes few operator calls, which is what small inputs pay for; larger inputs go
 to :mod:`normlayers.bgn_two_phase` (fewer memory passes, more parallel rows).
 ``python -m normlayers.bench`` prints the resulting speed against BatchNorm2d.
 
+:func:`bgn_train_plain` is the definition in plain operators: what ``torch.compile``
+traces (inductor fuses it into a few loops), and the reference the other paths are held to.
+
 When G = C the layer *is* batch normalization, and ``F.batch_norm`` is used as is.
+Which path runs is decided in :mod:`normlayers.bgn_paths`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from torch import Tensor
 
 from .group_layout import GroupLayout
 
-__all__ = ["per_segment", "bgn_train_local", "bgn_eval", "update_running_stats"]
+__all__ = ["per_segment", "bgn_train_local", "bgn_train_plain", "bgn_eval", "update_running_stats"]
 
 
 def per_segment(values: Tensor | None, repeats: int) -> Tensor | None:
@@ -55,6 +59,26 @@ def bgn_train_local(
     y = yt.view(s, n, ls).transpose(0, 1).reshape(x.shape)
     var = rstd.detach().view(-1).pow(-2).sub_(eps).clamp_(min=0.0)  # detached: no graph, no no_grad needed
     return y, mean.detach().view(-1), var
+
+
+def bgn_train_plain(
+    x: Tensor,
+    layout: GroupLayout,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    eps: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The definition, written plainly: statistics over dims (0, 2) of the (N, G, L) view, then the affine map."""
+    n = x.shape[0]
+    grouped = x.reshape(n, layout.groups, -1)
+    var, mean = torch.var_mean(grouped, dim=(0, 2), correction=0, keepdim=True)
+    y = ((grouped - mean) * torch.rsqrt(var + eps)).view(x.shape)
+    channel_shape = (1, -1) + (1,) * (x.dim() - 2)
+    if weight is not None:
+        y = y * weight.view(channel_shape)
+    if bias is not None:
+        y = y + bias.view(channel_shape)
+    return y, mean.detach().view(-1), var.detach().view(-1)
 
 
 def bgn_eval(

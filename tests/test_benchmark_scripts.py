@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+import torch
+
 from normlayers import bench as layer_bench
 from tasks import bench_overhead
 
@@ -18,11 +20,31 @@ def test_layer_benchmark_times_every_norm_against_batchnorm(tmp_path: Path, caps
                              "--budget", "0.05", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
     assert len(rows) == len(layer_bench.RESNET_SHAPES)
-    for row in rows:
-        assert set(row["ratios"]) == {"bgn:num_groups=1", "gn:num_groups=32", "bgn:num_groups=16"}
+    for row in rows:  # every BGN spec also gets an "eager" column: the layer without its native kernel
+        assert set(row["ratios"]) == {"bgn:num_groups=1", "bgn:num_groups=1 eager", "gn:num_groups=32",
+                                      "bgn:num_groups=16", "bgn:num_groups=16 eager"}
         assert all(math.isfinite(r) and r > 0 for r in row["ratios"].values()) and row["bn_ms"] > 0
     table = capsys.readouterr().out
-    assert "| N x C x H x W | BN ms | BGN (G=1) | GN (G=32) | BGN (G=16) |" in table
+    assert "| N x C x H x W | BN ms | BGN (G=1) | BGN (G=1) eager | GN (G=32) | BGN (G=16) | BGN (G=16) eager |" in table
+
+
+def test_layer_benchmark_paths_and_floor_tables(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "paths.json"
+    threads = torch.get_num_threads()
+    assert layer_bench.main(["--paths", "--groups", "4", "--batches", "2", "--rounds", "1", "--budget", "0.02",
+                             "--threads", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert len(rows) == len(layer_bench.RESNET_SHAPES)
+    for row in rows:
+        assert set(row["ratios"]) == {"G=4 native", "G=4 composite", "G=4 two_phase", "G=4 plain"}
+        assert row["chosen"] == {"4": "native"}
+    assert "| fastest | chosen |" in capsys.readouterr().out
+    assert torch.get_num_threads() == threads  # --threads does not outlive the call
+    out = tmp_path / "floor.json"
+    assert layer_bench.main(["--floor", "--rounds", "1", "--budget", "0.01", "--threads", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert rows and all(us > 0 for row in rows for us in row["us"].values())
+    assert "| BGN / BN | noop / BN 1x1 |" in capsys.readouterr().out
 
 
 def test_overhead_benchmark_compares_a_run_with_a_plain_loop(capsys) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import norm_reference as ref
 import pytest
 import torch
 from torch import nn
 
-import normlayers.bgn as bgn_module
 from normlayers import BatchGroupNorm, NormSpecError, create_norm
+from normlayers.bgn_paths import TRAIN_PATHS, forced_train_path
 
 # (input shape, G): G divides C, G = C, C divides G, G and C crossing (C=3, G=4), G = 1, 2-D input.
 LAYOUTS = [
@@ -23,11 +25,11 @@ LAYOUTS = [
 ]
 
 
-@pytest.fixture(params=["composite", "two_phase"])
-def path(request, monkeypatch) -> str:
-    """Run a test once per train-mode implementation (they must agree exactly)."""
-    monkeypatch.setattr(bgn_module, "_prefer_two_phase", lambda x: request.param == "two_phase")
-    return request.param
+@pytest.fixture(params=TRAIN_PATHS)
+def path(request) -> Iterator[str]:
+    """Run a test once per train-mode implementation (they must agree with the definition)."""
+    with forced_train_path(request.param):
+        yield request.param
 
 
 def _layer(channels: int, groups: int, **kwargs) -> BatchGroupNorm:
