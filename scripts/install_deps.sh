@@ -59,6 +59,10 @@ if [ ! -x /usr/bin/chromium ]; then
         echo "note: chromium is not installed (needs root + apt: apt-get install chromium); the report's browser test needs it" >&2
     fi
 fi
+# BGN's native CPU kernel: compile it now (about 10-30 s, cached per source, torch and CPU) rather than in the
+# first run. Without a C++ compiler BGN uses its eager paths, with one warning.
+"$py" -c "import sys; from normlayers.native import main; sys.exit(main(['build']))" \
+    || echo "note: BGN's native kernel did not build; BGN will use its eager paths" >&2
 "$py" - <<'PY'
 import importlib
 for name in ("torch", "torchvision", "lightning", "torchmetrics", "jsonargparse", "wandb", "submitit",

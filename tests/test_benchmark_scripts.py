@@ -53,4 +53,6 @@ def test_overhead_benchmark_compares_a_run_with_a_plain_loop(capsys) -> None:
     line = [row for row in capsys.readouterr().out.splitlines() if row.startswith("| bgn | 4 | 8 |")]
     assert len(line) == 1
     plain, ours, ratio = (float(v) for v in line[0].strip("| ").split(" | ")[3:6])
-    assert plain > 0 and ours > 0 and math.isclose(ratio, ours / plain, rel_tol=0.02, abs_tol=0.01)
+    assert plain > 0 and ours > 0
+    # the throughputs are printed rounded to whole images/s, the ratio from the unrounded ones
+    assert (ours - 0.5) / (plain + 0.5) - 0.005 <= ratio <= (ours + 0.5) / max(plain - 0.5, 1e-9) + 0.005
