@@ -107,6 +107,8 @@ def _record(cfg: RunConfig, task: Task, run_dir: Path, status: str, error: str |
     seconds, images = sum(r.train_seconds for r in results), sum(r.train_images for r in results)
     if seconds > 0:
         record["train_images_per_s"] = round(images / seconds, 2)
+    if cfg.trainer.compile:  # throughput above leaves out each attempt's first (compiling) step
+        record["compile_time_s"] = round(sum(r.compile_time_s for r in results), 3)
     if status == "finished":
         record.update(task.record_extras(cfg, results))
     record["started_at"] = started
