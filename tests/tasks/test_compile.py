@@ -1,0 +1,125 @@
+"""``trainer.compile``: a compiled run gives the eager run's results (fp32 tolerance), or is refused before it starts.
+
+Each comparison trains the same shrunk config twice in one process, eager and
+compiled (inductor, C++ on CPU), and compares the logged training losses step by
+step and the recorded metrics. The compiled networks are compiled in place, so
+checkpoints keep their keys (the selected-checkpoint test reloads one).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from normlayers import list_norms
+from tasks.cli import main
+from tasks.registry import get_task
+from tasks.runner import prepare as prepare_module
+from tasks.runner.parse import parse_config
+from tasks.runner.run import execute
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "configs"
+TEST_CONFIG = str(CONFIGS / "classification" / "test.yaml")
+
+
+def run_cli(*args: str) -> int:
+    try:
+        return main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+def _config(task_name: str, out: Path, args: list[str], steps: int):
+    task = get_task(task_name)
+    base = TEST_CONFIG if task_name == "classification" else str(CONFIGS / task_name / "quick.yaml")
+    cfg = parse_config(task, ["--config", base, "--out_dir", str(out), *args], raise_errors=True)
+    if task_name != "classification":
+        cfg = task.shrink(cfg)
+    trainer = dataclasses.replace(cfg.trainer, epochs=1, max_steps=steps, threads=1, log_every_n_steps=1)
+    return task, dataclasses.replace(cfg, trainer=trainer)
+
+
+def _run(task_name: str, out: Path, args: list[str], steps: int, compile_: bool) -> tuple[dict, list[float]]:
+    task, cfg = _config(task_name, out, args, steps)
+    cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, compile=compile_))
+    outcome = execute(cfg, task, use_wandb=False)
+    assert outcome.status == "finished", outcome.message
+    record = json.loads((outcome.run_dir / "result.json").read_text())
+    with open(outcome.run_dir / "metrics.csv", newline="") as fh:
+        losses = [float(r["train/loss"]) for r in csv.DictReader(fh) if r.get("train/loss")]
+    return record, losses
+
+
+def assert_compiled_matches_eager(task_name: str, tmp_path: Path, args: list[str], steps: int = 4) -> dict:
+    eager, eager_losses = _run(task_name, tmp_path / "eager", args, steps, compile_=False)
+    compiled, compiled_losses = _run(task_name, tmp_path / "compiled", args, steps, compile_=True)
+    assert eager["compile"] is False and "compile_time_s" not in eager
+    assert compiled["compile"] is True and compiled["compile_time_s"] > 0
+    assert compiled["train_images_per_s"] > 0 and compiled["steps"] == eager["steps"] > 0
+    assert len(compiled_losses) == len(eager_losses) > 0
+    assert compiled_losses == pytest.approx(eager_losses, rel=1e-3, abs=1e-4)
+    for spec in get_task(task_name).metrics(_config(task_name, tmp_path, args, steps)[1]):
+        if spec.name not in eager:
+            continue
+        a, b = eager[spec.name], compiled[spec.name]
+        if spec.unit == "fraction":  # an accuracy may flip on a near-tie: at most a few percent on tiny test sets
+            assert abs(a - b) <= 0.03, (spec.name, a, b)
+        elif math.isfinite(a):
+            assert b == pytest.approx(a, rel=1e-3, abs=1e-4), (spec.name, a, b)
+    for key in ("test/loss", "val/loss"):
+        if key in eager:
+            assert compiled[key] == pytest.approx(eager[key], rel=1e-3, abs=1e-4), key
+    return compiled
+
+
+def test_compiled_classification_matches_eager(tmp_path: Path) -> None:
+    assert_compiled_matches_eager("classification", tmp_path, ["--norm", "bgn:num_groups=2"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("norm", [n for n in list_norms() if n != "bgn"])
+def test_compiled_classification_matches_eager_for_every_norm(tmp_path: Path, norm: str) -> None:
+    assert_compiled_matches_eager("classification", tmp_path, ["--norm", norm])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task_name, args", [
+    ("adversarial", []),
+    ("uda", ["--method", "dann"]),
+    ("uda", ["--method", "source_only"]),
+    ("fewshot", ["--method", "protonet"]),
+    ("fewshot", ["--method", "anil"]),
+])
+def test_compiled_task_matches_eager(tmp_path: Path, task_name: str, args: list[str]) -> None:
+    assert_compiled_matches_eager(task_name, tmp_path, args, steps=3)
+
+
+@pytest.mark.parametrize("task_name, args, message", [
+    ("nas", [], "trainer.compile=true: nas is not supported: the DARTS search"),
+    ("fewshot", ["--method", "maml"], "trainer.compile=true: fewshot method=maml is not supported"),
+    ("classification", ["--trainer.sync_norm", "true"], "trainer.compile=true with trainer.sync_norm=true"),
+])
+def test_compile_is_refused_where_it_cannot_work(tmp_path: Path, capsys, task_name: str, args: list[str],
+                                                 message: str) -> None:
+    config = TEST_CONFIG if task_name == "classification" else str(CONFIGS / task_name / "quick.yaml")
+    code = run_cli("run", task_name, "--config", config, "--out_dir", str(tmp_path), "--trainer.compile", "true", *args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 2
+    assert not any(tmp_path.iterdir())
+
+
+def test_compile_on_cpu_without_a_cpp_compiler_is_refused(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(prepare_module, "_cpp_compiler_problem", lambda: "no working C++ compiler found")
+    code = run_cli("run", "classification", "--config", TEST_CONFIG, "--out_dir", str(tmp_path),
+                   "--trainer.accelerator", "cpu", "--trainer.compile", "true")
+    err = capsys.readouterr().err
+    assert code == 2 and "trainer.compile=true on CPU needs a C++ compiler for inductor" in err, err
+    assert not any(tmp_path.iterdir())
