@@ -15,13 +15,16 @@ import math
 from pathlib import Path
 
 import pytest
+import yaml
 
 from normlayers import list_norms
 from tasks.cli import main
 from tasks.registry import get_task
 from tasks.runner import prepare as prepare_module
+from tasks.runner.errors import ConfigError
 from tasks.runner.parse import parse_config
 from tasks.runner.run import execute
+from tasks.runner.rundir import check_config_matches, save_config
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
@@ -123,3 +126,15 @@ def test_compile_on_cpu_without_a_cpp_compiler_is_refused(tmp_path: Path, capsys
     err = capsys.readouterr().err
     assert code == 2 and "trainer.compile=true on CPU needs a C++ compiler for inductor" in err, err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_run_directory_from_before_compile_existed_still_matches(tmp_path: Path) -> None:
+    _, cfg = _config("classification", tmp_path, [], steps=2)
+    save_config(tmp_path, cfg, "classification")
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    del saved["trainer"]["compile"]  # a config.yaml written before trainer.compile existed
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    check_config_matches(tmp_path, cfg, "classification")  # means compile: false: resumes
+    compiled = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, compile=True))
+    with pytest.raises(ConfigError, match="trainer.compile"):
+        check_config_matches(tmp_path, compiled, "classification")
