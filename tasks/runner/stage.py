@@ -128,7 +128,7 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
     module, datamodule = ctx.task.build(ctx.cfg, stage, earlier)
     clock_class = RunClock
     if ctx.cfg.trainer.compile:  # in place: checkpoints keep their keys; prepare() refused what cannot compile
-        torch._dynamo.reset()  # the stage compiles from scratch (its compile time is its own; fresh recompile limits)
+        torch.compiler.reset()  # the stage compiles from scratch (its compile time is its own; fresh recompile limits)
         for net in ctx.task.compiled_networks(ctx.cfg, module):
             net.compile()
         clock_class = CompileClock

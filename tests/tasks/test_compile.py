@@ -71,8 +71,8 @@ def assert_compiled_matches_eager(task_name: str, tmp_path: Path, args: list[str
         if spec.name not in eager:
             continue
         a, b = eager[spec.name], compiled[spec.name]
-        if spec.unit == "fraction":  # an accuracy may flip on a near-tie: at most a few percent on tiny test sets
-            assert abs(a - b) <= 0.03, (spec.name, a, b)
+        if spec.unit == "fraction":  # a near-tie may flip one image: 1/32 of the shrunk robust subset
+            assert abs(a - b) <= 0.04, (spec.name, a, b)
         elif math.isfinite(a):
             assert b == pytest.approx(a, rel=1e-3, abs=1e-4), (spec.name, a, b)
     for key in ("test/loss", "val/loss"):
