@@ -59,14 +59,16 @@ def _run(task_name: str, out: Path, args: list[str], steps: int, compile_: bool)
     return record, losses
 
 
-def assert_compiled_matches_eager(task_name: str, tmp_path: Path, args: list[str], steps: int = 4) -> dict:
+def assert_compiled_matches_eager(task_name: str, tmp_path: Path, args: list[str], steps: int = 4,
+                                  rel: float = 1e-3) -> dict:
     eager, eager_losses = _run(task_name, tmp_path / "eager", args, steps, compile_=False)
     compiled, compiled_losses = _run(task_name, tmp_path / "compiled", args, steps, compile_=True)
     assert eager["compile"] is False and "compile_time_s" not in eager
     assert compiled["compile"] is True and compiled["compile_time_s"] > 0
     assert compiled["train_images_per_s"] > 0 and compiled["steps"] == eager["steps"] > 0
     assert len(compiled_losses) == len(eager_losses) > 0
-    assert compiled_losses == pytest.approx(eager_losses, rel=1e-3, abs=1e-4)
+    assert compiled_losses[0] == pytest.approx(eager_losses[0], rel=1e-4)  # the same weights: only rounding differs
+    assert compiled_losses == pytest.approx(eager_losses, rel=rel, abs=1e-4)
     for spec in get_task(task_name).metrics(_config(task_name, tmp_path, args, steps)[1]):
         if spec.name not in eager:
             continue
@@ -74,10 +76,10 @@ def assert_compiled_matches_eager(task_name: str, tmp_path: Path, args: list[str
         if spec.unit == "fraction":  # a near-tie may flip one image: 1/32 of the shrunk robust subset
             assert abs(a - b) <= 0.04, (spec.name, a, b)
         elif math.isfinite(a):
-            assert b == pytest.approx(a, rel=1e-3, abs=1e-4), (spec.name, a, b)
+            assert b == pytest.approx(a, rel=rel, abs=1e-4), (spec.name, a, b)
     for key in ("test/loss", "val/loss"):
         if key in eager:
-            assert compiled[key] == pytest.approx(eager[key], rel=1e-3, abs=1e-4), key
+            assert compiled[key] == pytest.approx(eager[key], rel=rel, abs=1e-4), key
     return compiled
 
 
@@ -91,16 +93,21 @@ def test_compiled_classification_matches_eager_for_every_norm(tmp_path: Path, no
     assert_compiled_matches_eager("classification", tmp_path, ["--norm", norm])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("task_name, args", [
-    ("adversarial", []),
     ("uda", ["--method", "dann"]),
-    ("uda", ["--method", "source_only"]),
+    ("uda", ["--method", "source_only"]),  # and its AdaBN evaluation (a deep copy: eager)
     ("fewshot", ["--method", "protonet"]),
     ("fewshot", ["--method", "anil"]),
-])
+], ids=["uda-dann", "uda-source_only", "fewshot-protonet", "fewshot-anil"])
 def test_compiled_task_matches_eager(tmp_path: Path, task_name: str, args: list[str]) -> None:
     assert_compiled_matches_eager(task_name, tmp_path, args, steps=3)
+
+
+@pytest.mark.slow
+def test_compiled_adversarial_training_matches_eager(tmp_path: Path) -> None:
+    # PGD steps along the sign of the input gradient: rounding differences of compiled kernels flip the sign of
+    # near-zero entries, so the attacked batches (and losses after the first step) differ by ~0.1%, not ~1e-6.
+    assert_compiled_matches_eager("adversarial", tmp_path, [], steps=3, rel=5e-3)
 
 
 @pytest.mark.parametrize("task_name, args, message", [
