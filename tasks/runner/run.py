@@ -66,6 +66,8 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # trainer.compile: BGN's group_layout is an lru_cache of a pure function of (shape, groups); tracing through it is exact
+    warnings.filterwarnings("ignore", message=r"(?s).*lru_cache`-wrapped function at 'bgn\.py.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     # With OnExceptionCheckpoint, Lightning looks for last.ckpt on every fit; we pass it explicitly.
