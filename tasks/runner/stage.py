@@ -126,12 +126,15 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
     ckpt_dir = stage_checkpoint_dir(ctx.run_dir, stage, ctx.multi_stage)
     resume = latest_checkpoint(ckpt_dir)
     module, datamodule = ctx.task.build(ctx.cfg, stage, earlier)
-    clock_class = RunClock
+    clock_class: type[RunClock] = RunClock
+    compiled: dict[str, Any] = {}
     if ctx.cfg.trainer.compile:  # in place: checkpoints keep their keys; prepare() refused what cannot compile
         torch.compiler.reset()  # the stage compiles from scratch (its compile time is its own; fresh recompile limits)
-        for net in ctx.task.compiled_networks(ctx.cfg, module):
+        nets = ctx.task.compiled_networks(ctx.cfg, module)
+        for net in nets:
             net.compile()
         clock_class = CompileClock
+        compiled = {"compiled_networks": [name for name, m in module.named_modules() if any(m is n for n in nets)]}
     rule = stage.selection
     clock = clock_class(stage.images_per_step * world_size_of(ctx.cfg), stage.optimizer_steps_per_batch)
     tracker = SelectionTracker(rule)
@@ -151,7 +154,7 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
         result.metrics = {**selected, **{f"last/{k}": v for k, v in last.items()}}
         result.selected_epoch = tracker.best_epoch if rule.monitor and tracker.best_epoch is not None \
             else max(0, trainer.current_epoch - 1)
-        result.outputs = ctx.task.stage_outputs(ctx.cfg, stage, module)
+        result.outputs = {**ctx.task.stage_outputs(ctx.cfg, stage, module), **compiled}
     finally:
         try:
             loggers.close()

@@ -67,7 +67,7 @@ def assert_compiled_matches_eager(task_name: str, tmp_path: Path, args: list[str
     eager, eager_losses, _ = _run(task_name, tmp_path / "eager", args, steps, compile_=False)
     compiled, compiled_losses, run_dir = _run(task_name, tmp_path / "compiled", args, steps, compile_=True)
     assert eager["compile"] is False and "compile_time_s" not in eager
-    assert compiled["compile"] is True and compiled["compile_time_s"] > 0
+    assert compiled["compile"] is True and compiled["compile_time_s"] > 0 and compiled["compiled_networks"]
     assert compiled["train_images_per_s"] > 0 and compiled["steps"] == eager["steps"] > 0
     assert len(compiled_losses) == len(eager_losses) > 0
     assert compiled_losses[0] == pytest.approx(eager_losses[0], rel=1e-4)  # the same weights: only rounding differs
