@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from run_helpers import interrupt
 
 from normlayers import list_norms
+from tasks.classification.module import ClassificationModule
 from tasks.classification.task import CLASSIFICATION
 from tasks.cli import main
 from tasks.registry import get_task
@@ -94,6 +96,19 @@ def test_compiled_classification_matches_eager(tmp_path: Path) -> None:
     _, cfg = _config("classification", tmp_path, ["--norm", "bgn:num_groups=2"], steps=4)
     module, _ = CLASSIFICATION.build(cfg, CLASSIFICATION.stages(cfg)[0], {})
     module.load_state_dict(state)
+
+
+def test_an_interrupted_compiled_run_resumes(tmp_path: Path, monkeypatch) -> None:
+    cfg = parse_config(CLASSIFICATION, ["--config", TEST_CONFIG, "--out_dir", str(tmp_path), "--trainer.compile", "true",
+                                        "--trainer.threads", "1"], raise_errors=True)
+    run_dir = interrupt(monkeypatch, ClassificationModule, lambda: execute(cfg, CLASSIFICATION),
+                        lambda module, batch_idx: module.current_epoch == 1 and batch_idx == 2, tmp_path)
+    assert not (run_dir / "result.json").exists()
+    outcome = execute(cfg, CLASSIFICATION)
+    assert outcome.status == "finished", outcome.message
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["epochs_completed"] == 2 and record["compile"] is True
+    assert record["compile_time_s"] > 0 and record["train_images_per_s"] > 0
 
 
 @pytest.mark.slow
