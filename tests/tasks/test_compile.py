@@ -66,8 +66,12 @@ def _run(task_name: str, out: Path, args: list[str], steps: int, compile_: bool)
 def assert_compiled_matches_eager(task_name: str, tmp_path: Path, args: list[str], steps: int = 4,
                                   rel: float = 1e-3) -> Path:
     """Compare an eager and a compiled run of the same config; return the compiled run's directory."""
+    from torch._dynamo.utils import counters
+
     eager, eager_losses, _ = _run(task_name, tmp_path / "eager", args, steps, compile_=False)
+    graphs = counters["stats"]["unique_graphs"]
     compiled, compiled_losses, run_dir = _run(task_name, tmp_path / "compiled", args, steps, compile_=True)
+    assert counters["stats"]["unique_graphs"] > graphs  # dynamo really captured graphs (not silently eager)
     assert eager["compile"] is False and "compile_time_s" not in eager
     assert compiled["compile"] is True and compiled["compile_time_s"] > 0 and compiled["compiled_networks"]
     assert compiled["train_images_per_s"] > 0 and compiled["steps"] == eager["steps"] > 0
