@@ -14,7 +14,8 @@ machines with different CPUs or torch versions side by side. Concurrent builders
 (a sweep's workers, DDP ranks) each write a private file and rename it into place.
 The cache is ``$NORMLAYERS_CACHE_DIR``, else ``$XDG_CACHE_HOME/normlayers``, else
 ``~/.cache/normlayers``. ``python -m normlayers.native build`` builds ahead of time
-(``scripts/install_deps.sh``, hence ``make env``, ``make test`` and ``make demo``, does); otherwise the first eligible forward builds it.
+(``scripts/install_deps.sh``, hence ``make env``, ``make test`` and ``make demo``, does); otherwise the first
+eligible forward builds it.
 
 ``NORMLAYERS_NATIVE=0`` turns the kernel off. Without a compiler, or when the build
 fails, BGN warns once and uses its eager paths; nothing else changes.

@@ -27,7 +27,7 @@ UNITS = ("fraction", "percent", "count", "seconds", "")
 # Run settings that split tables but are named in a table's title only where they
 # vary among the records of the same (task, dataset, model): a plain sweep keeps
 # plain table names.
-RUN_SETTINGS = ("axis", "world_size", "precision", "sync_norm", "profile", "selection")
+RUN_SETTINGS = ("axis", "world_size", "precision", "sync_norm", "profile", "selection", "compile")
 
 
 class RecordError(ValueError):
@@ -123,6 +123,7 @@ class Context:
     sync_norm: bool
     profile: str | None
     selection: str | None  # the rule that chose the reported checkpoint
+    compile: bool = False  # trainer.compile (torch.compile): same results, other throughput
 
     @property
     def head(self) -> tuple[str, str, str]:
@@ -132,7 +133,7 @@ class Context:
         pairs = lambda ps: tuple((k, scalar_order(v)) for k, v in ps)  # noqa: E731
         return (self.dataset, self.model, self.axis, pairs(self.coordinates), self.batch_size or 0,
                 pairs(self.protocol), self.world_size, self.precision or "", self.sync_norm,
-                self.profile or "", self.selection or "")
+                self.profile or "", self.selection or "", self.compile)
 
     def parts(self, varying: Iterable[str] = ()) -> tuple[str, ...]:
         """`key=value` words that tell this table apart from the others of its (task, dataset, model).
@@ -197,6 +198,7 @@ class RunRecord:
     notes: tuple[str, ...] = field(default=(), compare=False)  # non-fatal problems (left-out metrics)
     # the cross-task summary columns the run declares (reports.summary_spec); None: the record has none
     summary_columns: tuple[Any, ...] | None = field(default=None, compare=False)
+    compile: bool = False  # trainer.compile; absent from records written before it existed
 
     @property
     def finished(self) -> bool:
@@ -227,7 +229,7 @@ class RunRecord:
             batch_size=None if self.table_axis.spans_batch_size else self.batch_size,
             protocol=tuple(sorted(self.protocol.items())),
             world_size=self.world_size, precision=self.precision, sync_norm=self.sync_norm,
-            profile=self.profile, selection=self.selection,
+            profile=self.profile, selection=self.selection, compile=self.compile,
         )
 
     @property

@@ -59,7 +59,7 @@ _V2_REQUIRED: dict[str, Types] = {
     "axis_order": _NUMBER, "axis_average": (bool,), "metric_declarations": (list,), "protocol": (dict,),
     "selection": (dict,), "world_size": (int,), "precision": (str,), "sync_norm": (bool,), "profile": (str,),
 }
-_V2_OPTIONAL: dict[str, Types] = {**_V1_REQUIRED, "selected_epoch": (int, type(None))}
+_V2_OPTIONAL: dict[str, Types] = {**_V1_REQUIRED, "selected_epoch": (int, type(None)), "compile": (bool,)}
 _DECLARATION: dict[str, Types] = {"name": (str,), "label": (str,), "direction": (str,), "unit": (str,),
                                   "primary": (bool,), "interval": (str, type(None))}
 _AXIS: dict[str, Types] = {"key": (str,), "label": (str,), "coordinates": (list,)}
@@ -271,7 +271,7 @@ def parse_record(data: Any, path: Path) -> RunRecord:
         axis_order=axis_order, axis_average=axis_average, declarations=declared, protocol=protocol,
         selection=selection, selection_monitor=monitor,
         world_size=data.get("world_size", 1), precision=data.get("precision"),
-        sync_norm=data.get("sync_norm", False), profile=data.get("profile"),
+        sync_norm=data.get("sync_norm", False), profile=data.get("profile"), compile=data.get("compile", False),
         metrics=_metrics(path, data, declared), raw=data, notes=tuple(notes),
         summary_columns=None if legacy else parse_summary_columns(path, data),
     )

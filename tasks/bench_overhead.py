@@ -2,6 +2,7 @@
 
     python -m tasks.bench_overhead                       # batch 2 and 128, BN, quick config
     python -m tasks.bench_overhead --norms bn bgn --batch-sizes 2 16 128 --steps 600
+    python -m tasks.bench_overhead --compile             # each row also with trainer.compile (inductor)
 
 Both sides train the same model (same config, norm, seed) on the same data with
 the same optimizer and schedule for the same number of steps: the plain side is
@@ -11,12 +12,20 @@ with validation switched off. Repetitions alternate between the two sides and
 the median is kept. Images per second are reported with their ratio
 (normbench / plain): a small-batch normalization benchmark lives at batch 2,
 where per-step overhead is most of the step.
+
+``--compile`` measures every row twice, eager and compiled: the plain loop
+compiles its network in place and the run sets ``trainer.compile``. Compiled,
+both sides leave the first (compiling) step out of images/s, as the run record
+does, and the table adds the first repeat's ``compile_time_s``: the run goes
+first, with inductor's cache in a fresh folder, so that is a cold compile (later
+repeats reuse the process's caches).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import statistics
 import sys
 import tempfile
@@ -32,15 +41,15 @@ from .runner.parse import parse_config
 from .runner.run import execute
 
 
-def _config(config: str, norm: str, batch_size: int, steps: int, out_dir: str):
+def _config(config: str, norm: str, batch_size: int, steps: int, out_dir: str, compile_: bool = False):
     argv = ["--config", config, "--norm", norm, "--batch_size", str(batch_size), "--out_dir", out_dir,
             "--trainer.max_steps", str(steps), "--trainer.epochs", "1000",
-            "--trainer.log_every_n_steps", "50", "--data.val_size", "1000"]
+            "--trainer.log_every_n_steps", "50", "--data.val_size", "1000", "--trainer.compile", str(compile_).lower()]
     return parse_config(CLASSIFICATION, argv, raise_errors=True)
 
 
 def plain_loop(cfg, steps: int) -> float:
-    """Images per second of a hand-written training loop (no validation)."""
+    """Images per second of a hand-written training loop (no validation); compiled: from the second step on."""
     torch.manual_seed(cfg.seed)
     stage = CLASSIFICATION.stages(cfg)[0]
     module, datamodule = CLASSIFICATION.build(cfg, stage, {})
@@ -48,6 +57,8 @@ def plain_loop(cfg, steps: int) -> float:
     opt_sched = build_sgd(module.net, cfg.optim, cfg.batch_size, steps, steps)
     optimizer, scheduler = opt_sched["optimizer"], opt_sched["lr_scheduler"]["scheduler"]
     net = module.net.train()
+    if cfg.trainer.compile:
+        net.compile()
     done, images = 0, 0
     start = time.perf_counter()
     while done < steps:
@@ -60,19 +71,21 @@ def plain_loop(cfg, steps: int) -> float:
             scheduler.step()
             done += 1
             images += len(y)
+            if done == 1 and cfg.trainer.compile:  # the compiling step is left out, as the run record does
+                images, start = 0, time.perf_counter()
             if done == steps:
                 break
     return images / (time.perf_counter() - start)
 
 
-def normbench_run(cfg, out_dir: Path) -> float:
-    """Images per second of the same training through the run machinery (validation off)."""
+def normbench_run(cfg, out_dir: Path) -> dict:
+    """The record of the same training through the run machinery (validation off): ``train_images_per_s``."""
     cfg = dataclasses.replace(cfg, out_dir=str(out_dir), run_name=f"bench-{time.perf_counter_ns()}")
     outcome = execute(cfg, CLASSIFICATION, trainer_overrides={"limit_val_batches": 0, "limit_test_batches": 0},
                       use_wandb=False)
     if outcome.status != "finished":
         raise RuntimeError(f"benchmark run {outcome.status}: {outcome.message}")
-    return float(outcome.record["train_images_per_s"])
+    return outcome.record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,22 +95,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[2, 128])
     parser.add_argument("--steps", type=int, default=0, help="steps per measurement (default: 1500 at bs 2, fewer above)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="also measure with trainer.compile (inductor)")
     args = parser.parse_args(argv)
+    modes = (False, True) if args.compile else (False,)
     print(f"# training images/s, normbench run vs plain PyTorch loop; {torch.get_num_threads()} threads; "
           f"median of {args.repeats} alternating repeats; {args.config}")
-    print("| norm | batch | steps | plain img/s | normbench img/s | ratio |")
-    print("|---|---:|---:|---:|---:|---:|")
+    extra = (" compile | compile s |", "---|---:|") if args.compile else ("", "")
+    print("| norm | batch | steps | plain img/s | normbench img/s | ratio |" + extra[0])
+    print("|---|---:|---:|---:|---:|---:|" + extra[1])
     with tempfile.TemporaryDirectory() as tmp:
+        cache_dir = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+        if args.compile:  # a cold first compile, not one served from an earlier process's cache
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(tmp) / "inductor")
         for norm in args.norms:
             for batch in args.batch_sizes:
                 steps = args.steps or max(30, 3000 // batch)
-                cfg = _config(args.config, norm, batch, steps, tmp)
-                plain, ours = [], []
-                for _ in range(args.repeats):
-                    plain.append(plain_loop(cfg, steps))
-                    ours.append(normbench_run(cfg, Path(tmp)))
-                p, o = statistics.median(plain), statistics.median(ours)
-                print(f"| {norm} | {batch} | {steps} | {p:.0f} | {o:.0f} | {o / p:.2f} |", flush=True)
+                for compiled in modes:
+                    cfg = _config(args.config, norm, batch, steps, tmp, compiled)
+                    plain, ours, compile_s = [], [], []
+                    for _ in range(args.repeats):
+                        record = normbench_run(cfg, Path(tmp))
+                        ours.append(float(record["train_images_per_s"]))
+                        compile_s.append(float(record.get("compile_time_s", 0.0)))
+                        plain.append(plain_loop(cfg, steps))
+                    p, o = statistics.median(plain), statistics.median(ours)
+                    row = f"| {norm} | {batch} | {steps} | {p:.0f} | {o:.0f} | {o / p:.2f} |"
+                    if args.compile:
+                        row += f" {'on' if compiled else 'off'} | {compile_s[0]:.1f} |"
+                    print(row, flush=True)
+        if args.compile:  # the folder goes with tmp: later compiles in this process use the usual one
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            if cache_dir is not None:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache_dir
     return 0
 
 

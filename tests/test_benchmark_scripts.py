@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
 from normlayers import bench as layer_bench
@@ -56,3 +57,13 @@ def test_overhead_benchmark_compares_a_run_with_a_plain_loop(capsys) -> None:
     assert plain > 0 and ours > 0
     # the throughputs are printed rounded to whole images/s, the ratio from the unrounded ones
     assert (ours - 0.5) / (plain + 0.5) - 0.005 <= ratio <= (ours + 0.5) / max(plain - 0.5, 1e-9) + 0.005
+
+
+@pytest.mark.slow
+def test_overhead_benchmark_with_compile_reports_both_and_the_compile_time(capsys) -> None:
+    assert bench_overhead.main(["--config", str(REPO / "configs/classification/test.yaml"), "--norms", "bn",
+                                "--batch-sizes", "4", "--steps", "6", "--repeats", "1", "--compile"]) == 0
+    rows = [row.strip("| ").split(" | ") for row in capsys.readouterr().out.splitlines() if row.startswith("| bn | 4 |")]
+    assert [row[6] for row in rows] == ["off", "on"]
+    assert float(rows[0][7]) == 0 and float(rows[1][7]) > 0  # the compiled run's cold compile time
+    assert all(float(row[3]) > 0 and float(row[4]) > 0 for row in rows)

@@ -98,6 +98,18 @@ class FewShotTask(Task):
         return (Stage("train", self.selection(c), c.trainer.epochs, images, max_steps=c.trainer.max_steps),)
 
     # --- checks ---------------------------------------------------------------------------------------
+    def compile_support(self, cfg: RunConfig) -> str | None:
+        if _cfg(cfg).method == "maml":
+            return ("fewshot method=maml is not supported: learn2learn's clone() copies each module's __dict__, "
+                    "so a clone would call the compiled original and ignore its adapted weights "
+                    "(protonet and anil compile their CNN-4)")
+        return None
+
+    def compiled_networks(self, cfg: RunConfig, module: L.LightningModule) -> tuple[nn.Module, ...]:
+        # ProtoNet's encoder, ANIL's body: the CNN-4 holding every norm; ANIL's linear head stays eager (it is cloned)
+        learner = module.learner  # type: ignore[attr-defined]
+        return (learner.encoder if _cfg(cfg).method == "protonet" else learner.body,)
+
     def validate(self, cfg: RunConfig) -> None:
         c = _cfg(cfg)
         if world_size_of(c) > 1:

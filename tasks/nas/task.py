@@ -119,6 +119,11 @@ class NasTask(Task):
         return (search, retrain)
 
     # --- checks ---------------------------------------------------------------------------------
+    def compile_support(self, cfg: RunConfig) -> str | None:
+        return ("nas is not supported: the DARTS search takes its architecture step through "
+                "torch.func.functional_call with virtual weights (manual optimization), which is not verified "
+                "under torch.compile")
+
     def validate(self, cfg: RunConfig) -> None:
         cfg = _cfg(cfg)
         data = cfg.data

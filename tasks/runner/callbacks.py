@@ -1,4 +1,4 @@
-"""Callbacks every run uses: timing/throughput, checkpoint selection, random states, the lease.
+"""Callbacks every run uses: timing/throughput (compile time apart), checkpoint selection, random states, the lease.
 
 They keep their state in checkpoints, so a resumed run reports the totals of all
 its attempts rather than of the last one, and draws the random numbers an
@@ -40,6 +40,8 @@ class RunClock(L.Callback):
         self._attempt_start = time.perf_counter()
         self._epoch_start: float | None = None
         self._epoch_first_step = 0
+        self._excluded_seconds = 0.0  # time and batches of this epoch kept out of throughput (CompileClock)
+        self._excluded_batches = 0
 
     # No per-batch hook: it would add to the per-step overhead being measured.
     # Images are counted from the optimizer steps taken between epoch start and end.
@@ -50,10 +52,12 @@ class RunClock(L.Callback):
 
     def _close_epoch(self, trainer: L.Trainer) -> None:
         if self._epoch_start is not None:
-            self.train_seconds += time.perf_counter() - self._epoch_start
+            seconds = time.perf_counter() - self._epoch_start - self._excluded_seconds
             batches = (trainer.global_step - self._epoch_first_step) // self.optimizer_steps_per_batch
-            self.train_images += batches * self.images_per_step
+            self.train_seconds += max(0.0, seconds)
+            self.train_images += max(0, batches - self._excluded_batches) * self.images_per_step
             self._epoch_start = None
+            self._excluded_seconds, self._excluded_batches = 0.0, 0
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == TrainerFn.FITTING:
@@ -80,6 +84,55 @@ class RunClock(L.Callback):
         self.train_seconds = state["train_seconds"]
         self.train_images = state["train_images"]
         self.previous_wall = state["wall"]
+
+
+class CompileClock(RunClock):
+    """RunClock for ``trainer.compile`` runs: each attempt's first training step is timed apart.
+
+    torch.compile traces and compiles the networks (forward and backward) in the
+    first step that calls them, so that step is left out of throughput (its time
+    and its images). ``compile_seconds`` is what it took beyond a steady-state
+    step (the mean step of the rest of the training): the compile cost. Later
+    recompilations (a smaller last batch, the first eval-mode pass in validation)
+    are not separated; they stay in training or evaluation time.
+    """
+
+    def __init__(self, images_per_step: int, optimizer_steps_per_batch: int = 1) -> None:
+        super().__init__(images_per_step, optimizer_steps_per_batch)
+        self.first_step_seconds = 0.0  # summed over attempts (a resumed run compiles again)
+        self.first_steps = 0
+        self._step_start: float | None = None
+        self._timed = False
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        if not self._timed:
+            self._step_start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self._timed or self._step_start is None:
+            return
+        seconds = time.perf_counter() - self._step_start
+        self._timed = True
+        self.first_step_seconds += seconds
+        self.first_steps += 1
+        self._excluded_seconds += seconds
+        self._excluded_batches += 1
+
+    @property
+    def compile_seconds(self) -> float:
+        """First steps' time beyond steady-state steps (0 when no other step was timed)."""
+        steps = self.train_images / self.images_per_step if self.images_per_step else 0
+        steady = self.train_seconds / steps if steps else 0.0
+        return max(0.0, self.first_step_seconds - self.first_steps * steady)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "first_step_seconds": self.first_step_seconds, "first_steps": self.first_steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.first_step_seconds = state.get("first_step_seconds", 0.0)
+        self.first_steps = state.get("first_steps", 0)
 
 
 class SelectionTracker(L.Callback):

@@ -43,6 +43,9 @@ class TrainerConfig:
         log_every_n_steps: how often per-step metrics are written.
         checkpoint_every_n_steps: also save last.ckpt every n steps (0: at epoch ends only).
         deterministic: ask torch for deterministic algorithms.
+        compile: compile the task's network(s) with torch.compile (inductor: C++ on CPU, Triton on GPU); the first
+            training step's extra time is recorded as compile_time_s, apart from throughput; refused where a task
+            cannot run compiled (see docs/tasks.md).
     """
 
     epochs: int = checked(30, positive_int)
@@ -57,6 +60,7 @@ class TrainerConfig:
     log_every_n_steps: int = checked(50, positive_int)
     checkpoint_every_n_steps: int = checked(0, non_negative_int)
     deterministic: bool = False
+    compile: bool = False
 
 
 @dataclass

@@ -45,6 +45,7 @@ def identity_fields(cfg: RunConfig, task: Task) -> dict[str, Any]:
         "profile": cfg.profile,
         "epochs": cfg.trainer.epochs,
         "precision": cfg.trainer.precision,
+        "compile": cfg.trainer.compile,
     }
 
 

@@ -4,7 +4,8 @@
 grid point that would be refused at run time is listed as invalid by
 ``normbench sweep --dry-run`` already. Order: field rules, the norm spec,
 shared rules (batch statistics, devices, strategy, synchronization), the task's
-own checks, then the dry forward pass, whose verdict is cached per model
+own checks, ``trainer.compile`` (shared rules, then the task's ``compile_support``),
+then the dry forward pass, whose verdict is cached per model
 configuration (a sweep's seeds and batch sizes share it).
 """
 
@@ -22,7 +23,7 @@ from .errors import ConfigError
 from .task import Task
 from .world import gpu_count, resolve_devices, uses_gpus
 
-__all__ = ["prepare", "check_batch_statistics", "check_trainer", "coordinates_of"]
+__all__ = ["prepare", "check_batch_statistics", "check_trainer", "check_compile", "coordinates_of"]
 
 # Config entries that never change a network's shapes: left out of the dry-run cache key (the dry
 # pass always runs at batch 2, so the batch size is left out too).
@@ -69,6 +70,34 @@ def check_trainer(cfg: RunConfig, resolved: ResolvedNorm) -> None:
             raise ConfigError(
                 f"trainer.sync_norm with {resolved.label} needs GPUs (torch's SyncBatchNorm refuses CPU tensors); "
                 "synced bgn works on CPU")
+
+
+def check_compile(cfg: RunConfig, task: Task) -> None:
+    """``trainer.compile``: refused where it would not give the eager run's results (never silently ignored)."""
+    trainer = cfg.trainer
+    if not trainer.compile:
+        return
+    if trainer.sync_norm:
+        raise ConfigError("trainer.compile=true with trainer.sync_norm=true: synchronized statistics run collectives "
+                          "inside the forward pass, which normbench has not verified under torch.compile; "
+                          "use one or the other")
+    reason = task.compile_support(cfg)
+    if reason:
+        raise ConfigError(f"trainer.compile=true: {reason}")
+    problem = None if uses_gpus(trainer) else _cpp_compiler_problem()
+    if problem:
+        raise ConfigError(f"trainer.compile=true on CPU needs a C++ compiler for inductor ({problem}); "
+                          "install g++ (or set CXX), or run without compile")
+
+
+def _cpp_compiler_problem() -> str | None:
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        get_cpp_compiler()
+    except Exception as exc:  # inductor's InvalidCxxCompiler (or an import problem): say what it said
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None
 
 
 def _syncs_on_cpu(resolved: ResolvedNorm) -> bool:
@@ -123,6 +152,7 @@ def prepare(cfg: RunConfig, task: Task, *, dry_run: bool = True) -> RunConfig:
     cfg = dataclasses.replace(cfg, norm=str(resolved.spec))
     check_trainer(cfg, resolved)
     task.validate(cfg)
+    check_compile(cfg, task)
     check_batch_statistics(resolved, task.normalization_batch(cfg))
     coordinates_of(cfg, task)
     if dry_run:

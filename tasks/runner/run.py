@@ -66,6 +66,8 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # trainer.compile: BGN's group_layout is an lru_cache of a pure function of (shape, groups); tracing through it is exact
+    warnings.filterwarnings("ignore", message=r"(?s).*lru_cache`-wrapped function at 'bgn\.py.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     # With OnExceptionCheckpoint, Lightning looks for last.ckpt on every fit; we pass it explicitly.
@@ -107,6 +109,8 @@ def _record(cfg: RunConfig, task: Task, run_dir: Path, status: str, error: str |
     seconds, images = sum(r.train_seconds for r in results), sum(r.train_images for r in results)
     if seconds > 0:
         record["train_images_per_s"] = round(images / seconds, 2)
+    if cfg.trainer.compile:  # throughput above leaves out each attempt's first (compiling) step
+        record["compile_time_s"] = round(sum(r.compile_time_s for r in results), 3)
     if status == "finished":
         record.update(task.record_extras(cfg, results))
     record["started_at"] = started

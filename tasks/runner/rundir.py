@@ -41,6 +41,8 @@ OPERATIONAL_KEYS = {
     "data.download",
     "data.eval_batch_size",
 }
+# Keys added after runs were written: a config.yaml without one means its default (resuming is not refused).
+ADDED_KEYS = {"trainer.compile": False}
 
 
 def slug(text: str) -> str:
@@ -75,7 +77,7 @@ def flatten(d: dict[str, Any], prefix: str = "", keep: tuple[str, ...] = ("norm"
 
 def semantic_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Config keys whose values differ, ignoring operational settings."""
-    a, b = flatten(old), flatten(new)
+    a, b = {**ADDED_KEYS, **flatten(old)}, {**ADDED_KEYS, **flatten(new)}
     keys = sorted(set(a) | set(b))
     ignored = lambda k: any(k == op or k.startswith(op + ".") for op in OPERATIONAL_KEYS)  # noqa: E731
     return [k for k in keys if not ignored(k) and a.get(k) != b.get(k)]

@@ -19,7 +19,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 
-from .callbacks import LeaseGuard, LeaseLostError, RandomState, RunClock, SelectionTracker
+from .callbacks import CompileClock, LeaseGuard, LeaseLostError, RandomState, RunClock, SelectionTracker
 from .config import RunConfig
 from .layer_sync import NormSync
 from .loggers import RunLoggers, build_loggers
@@ -126,8 +126,17 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
     ckpt_dir = stage_checkpoint_dir(ctx.run_dir, stage, ctx.multi_stage)
     resume = latest_checkpoint(ckpt_dir)
     module, datamodule = ctx.task.build(ctx.cfg, stage, earlier)
+    clock_class: type[RunClock] = RunClock
+    compiled: dict[str, Any] = {}
+    if ctx.cfg.trainer.compile:  # in place: checkpoints keep their keys; prepare() refused what cannot compile
+        torch.compiler.reset()  # the stage compiles from scratch (its compile time is its own; fresh recompile limits)
+        nets = ctx.task.compiled_networks(ctx.cfg, module)
+        for net in nets:
+            net.compile()
+        clock_class = CompileClock
+        compiled = {"compiled_networks": [name for name, m in module.named_modules() if any(m is n for n in nets)]}
     rule = stage.selection
-    clock = RunClock(stage.images_per_step * world_size_of(ctx.cfg), stage.optimizer_steps_per_batch)
+    clock = clock_class(stage.images_per_step * world_size_of(ctx.cfg), stage.optimizer_steps_per_batch)
     tracker = SelectionTracker(rule)
     callbacks = [clock, tracker, RandomState(), LeaseGuard(ctx.lease), *_checkpointers(ctx, stage, ckpt_dir),
                  _CheckpointOnInterrupt(dirpath=ckpt_dir, filename=INTERRUPT_CHECKPOINT)]
@@ -145,7 +154,7 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
         result.metrics = {**selected, **{f"last/{k}": v for k, v in last.items()}}
         result.selected_epoch = tracker.best_epoch if rule.monitor and tracker.best_epoch is not None \
             else max(0, trainer.current_epoch - 1)
-        result.outputs = ctx.task.stage_outputs(ctx.cfg, stage, module)
+        result.outputs = {**ctx.task.stage_outputs(ctx.cfg, stage, module), **compiled}
     finally:
         try:
             loggers.close()
@@ -156,6 +165,8 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
             result.steps = trainer.global_step // stage.optimizer_steps_per_batch
         result.train_seconds, result.train_images = clock.train_seconds, clock.train_images
         result.wall_time_s = clock.wall_seconds
+        if isinstance(clock, CompileClock):
+            result.compile_time_s = clock.compile_seconds
 
 
 def _selected_metrics(ctx: StageContext, stage: Stage, trainer: L.Trainer, module: L.LightningModule,

@@ -159,6 +159,7 @@ class StageResult:
     train_seconds: float = 0.0
     train_images: int = 0
     wall_time_s: float = 0.0
+    compile_time_s: float = 0.0  # trainer.compile: the first training steps' time beyond steady state
 
 
 class Task:
@@ -255,7 +256,23 @@ class Task:
             dims = "x".join(str(d) for d in shape)
             raise ConfigError(f"model {model} on {dims} {dataset} inputs: {exc}") from None
 
+    def compile_support(self, cfg: RunConfig) -> str | None:
+        """None when ``trainer.compile`` gives this run the same results compiled; else why not (one line,
+        refused before the run as ``trainer.compile=true: <reason>``)."""
+        return None
+
     # --- building and running ---------------------------------------------------------------------
+    def compiled_networks(self, cfg: RunConfig, module: L.LightningModule) -> tuple[nn.Module, ...]:
+        """The networks ``trainer.compile`` compiles in place (``nn.Module.compile``: state_dict keys unchanged).
+
+        Every call of these modules then runs compiled; a call that bypasses them (``net.features(x)``) does
+        not, so list what the training step really calls. Default: ``module.net``.
+        """
+        net = getattr(module, "net", None)
+        if not isinstance(net, nn.Module):
+            raise NotImplementedError(f"task {self.name}: its module has no .net; override compiled_networks")
+        return (net,)
+
     def build(self, cfg: RunConfig, stage: Stage, earlier: dict[str, StageResult]
               ) -> tuple[L.LightningModule, L.LightningDataModule]:
         """The module and data of ``stage``; ``earlier`` holds the results of the stages before it."""

@@ -82,6 +82,11 @@ class UdaTask(Task):
         return (Stage("train", self.selection(cfg), cfg.trainer.epochs, per_step, max_steps=cfg.trainer.max_steps),)
 
     # --- checks before anything runs ------------------------------------------------------------------
+    def compiled_networks(self, cfg: RunConfig, module: L.LightningModule) -> tuple[nn.Module, ...]:
+        # DANN and CDAN call net.features and net.classifier apart (net(x) calls both); the discriminator stays eager
+        net = module.net  # type: ignore[attr-defined]
+        return (net.features, net.classifier)
+
     def validate(self, cfg: RunConfig) -> None:
         cfg = _cfg(cfg)
         source, target = self._domains(cfg)

@@ -229,6 +229,16 @@ def test_mixed_world_sizes_and_precisions_are_separate_tables(tmp_path: Path, wr
         "classification / fashion_mnist / resnet20 (world_size=2, precision=32-true): test/acc (%)")
 
 
+def test_compiled_and_eager_runs_are_separate_tables(tmp_path: Path, write_record) -> None:
+    for seed in range(2):
+        write_record("bn", 8, seed, acc=0.90, sweep="eager")  # a record from before trainer.compile: eager
+        write_record("bn", 8, seed, acc=0.80, sweep="compiled", compile=True)
+    tables = _tables(tmp_path / "runs")
+    stem = "classification__fashion_mnist__resnet20"
+    assert [t.name for t in tables] == [f"{stem}__compile=false__test-acc", f"{stem}__compile=true__test-acc"]
+    assert [t.rows[0].cells[8].values for t in tables] == [(0.90, 0.90), (0.80, 0.80)]
+
+
 def test_schema1_next_to_schema2(tmp_path: Path, write_record) -> None:
     # Schema 1 tested the final weights ("last"); these schema-2 runs report the best-val checkpoint.
     for seed in range(2):
