@@ -27,13 +27,37 @@ from .compare import ALPHA, MIN_SEEDS_FOR_TEST, Comparison, compare_with_bn, wel
 from .episodes import EpisodeSet, episodes_of
 from .record import Context, MetricDeclaration, RunRecord, Scalar, TableAxis, scalar_order
 
-__all__ = ["ALPHA", "BN_NORM", "CONFIDENCE", "MIN_SEEDS_FOR_TEST", "CellStats", "ContextInfo", "aggregate",
+__all__ = ["ALPHA", "BN_NORM", "CONFIDENCE", "MIN_SEEDS_FOR_TEST", "CellStats", "ContextInfo", "SeedValues", "aggregate",
            "describe_contexts", "welch_p_value"]
 
 BN_NORM = "bn"  # canonical spec of the reference: registry name bn, default arguments
 CONFIDENCE = 0.95
 
 CellKey = tuple[Context, str, str, Scalar]  # context, metric, norm, axis value
+
+
+class SeedValues:
+    """What a table cell and a summary cell both say about their per-seed values (``values``, ``seeds``)."""
+
+    values: tuple[float, ...]
+    seeds: tuple[int, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation (ddof=1); None for fewer than two seeds."""
+        return statistics.stdev(self.values) if len(self.values) >= 2 else None
+
+    @property
+    def by_seed(self) -> dict[int, float]:
+        return dict(zip(self.seeds, self.values))
 
 
 @dataclass(frozen=True)
@@ -46,7 +70,7 @@ class ContextInfo:
 
 
 @dataclass(frozen=True)
-class CellStats:
+class CellStats(SeedValues):
     """One grid point aggregated over seeds (values are finished seeds only)."""
 
     context: Context
@@ -104,26 +128,9 @@ class CellStats:
         return (self.context, self.metric, self.norm, self.axis_value)
 
     @property
-    def by_seed(self) -> dict[int, float]:
-        return dict(zip(self.seeds, self.values))
-
-    @property
     def test(self) -> str:
         """The test that compared this cell with BN ("" when none was made)."""
         return self.comparison.test if self.comparison is not None and self.comparison.made else ""
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-    @property
-    def mean(self) -> float | None:
-        return statistics.fmean(self.values) if self.values else None
-
-    @property
-    def std(self) -> float | None:
-        """Sample standard deviation (ddof=1); None for fewer than two seeds."""
-        return statistics.stdev(self.values) if len(self.values) >= 2 else None
 
     @property
     def half_width(self) -> float | None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from .compare import Comparison, compare_with_bn
 from .episodes import EpisodeSet, episodes_of
 from .record import RunRecord
-from .stats import BN_NORM
+from .stats import BN_NORM, SeedValues
 from .summary_spec import ResolvedColumn, resolve_columns
 from .tables import format_value, row_order
 
@@ -36,7 +36,7 @@ NOT_RUN, MISSING_CELL, FAILED, DIVERGED = "n/a", "missing", "failed", "diverged"
 
 
 @dataclass(frozen=True)
-class SummaryCell:
+class SummaryCell(SeedValues):
     """One norm in one summary column: values by seed, or why there are none (`kind`)."""
 
     kind: str  # "value", NOT_RUN, MISSING_CELL, FAILED, DIVERGED or "failed/diverged"
@@ -49,22 +49,6 @@ class SummaryCell:
     beats_bn: bool = False
     rank: float | None = None
     episodes: dict[int, EpisodeSet] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-    @property
-    def mean(self) -> float | None:
-        return statistics.fmean(self.values) if self.values else None
-
-    @property
-    def std(self) -> float | None:
-        return statistics.stdev(self.values) if len(self.values) >= 2 else None
-
-    @property
-    def by_seed(self) -> dict[int, float]:
-        return dict(zip(self.seeds, self.values))
 
     @property
     def ranks_last(self) -> bool:

@@ -24,7 +24,6 @@ repeats reuse the process's caches).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import statistics
 import sys
@@ -37,8 +36,8 @@ import torch.nn.functional as F
 
 from .classification.task import CLASSIFICATION
 from .optim import build_sgd
+from .runner.bench_run import benchmark_record
 from .runner.parse import parse_config
-from .runner.run import execute
 
 
 def _config(config: str, norm: str, batch_size: int, steps: int, out_dir: str, compile_: bool = False):
@@ -80,12 +79,7 @@ def plain_loop(cfg, steps: int) -> float:
 
 def normbench_run(cfg, out_dir: Path) -> dict:
     """The record of the same training through the run machinery (validation off): ``train_images_per_s``."""
-    cfg = dataclasses.replace(cfg, out_dir=str(out_dir), run_name=f"bench-{time.perf_counter_ns()}")
-    outcome = execute(cfg, CLASSIFICATION, trainer_overrides={"limit_val_batches": 0, "limit_test_batches": 0},
-                      use_wandb=False)
-    if outcome.status != "finished":
-        raise RuntimeError(f"benchmark run {outcome.status}: {outcome.message}")
-    return outcome.record
+    return benchmark_record(cfg, CLASSIFICATION, out_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

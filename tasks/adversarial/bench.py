@@ -18,7 +18,6 @@ timed too, so the cost of PGD-7 relative to ordinary training is visible.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import tempfile
@@ -31,8 +30,8 @@ import torch.nn.functional as F
 import torchattacks
 
 from ..optim import build_sgd
+from ..runner.bench_run import benchmark_record
 from ..runner.parse import parse_config
-from ..runner.run import execute
 from .task import ADVERSARIAL
 
 
@@ -73,12 +72,7 @@ def plain_loop(cfg, steps: int, attack: bool = True) -> float:
 
 def normbench_run(cfg, out_dir: Path) -> float:
     """Images per second of the same PGD-AT training through the run machinery (validation and test off)."""
-    cfg = dataclasses.replace(cfg, out_dir=str(out_dir), run_name=f"bench-{time.perf_counter_ns()}")
-    outcome = execute(cfg, ADVERSARIAL, trainer_overrides={"limit_val_batches": 0, "limit_test_batches": 0},
-                      use_wandb=False)
-    if outcome.status != "finished":
-        raise RuntimeError(f"benchmark run {outcome.status}: {outcome.message}")
-    return float(outcome.record["train_images_per_s"])
+    return float(benchmark_record(cfg, ADVERSARIAL, out_dir)["train_images_per_s"])
 
 
 def main(argv: list[str] | None = None) -> int:

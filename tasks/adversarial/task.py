@@ -8,7 +8,8 @@ from typing import Any
 import lightning as L
 from torch import nn
 
-from ..data import get_dataset_info, resolve_data_root
+from ..data import get_dataset_info
+from ..data.registry import locate_dataset
 from ..runner.checks import suggest
 from ..runner.config import RunConfig
 from ..runner.errors import ConfigError
@@ -103,10 +104,7 @@ class AdversarialTask(Task):
 
     def locate_data(self, cfg: RunConfig) -> None:
         cfg = _cfg(cfg)
-        info = get_dataset_info(cfg.data.name)
-        root = resolve_data_root(cfg.data.root, info)
-        if info.locate is not None:
-            info.locate(root, cfg.data.download)
+        locate_dataset(cfg.data.name, cfg.data.root, cfg.data.download)
 
     def input_shape(self, cfg: RunConfig) -> tuple[int, ...]:
         return get_dataset_info(_cfg(cfg).data.name).input_shape

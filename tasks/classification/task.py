@@ -7,8 +7,8 @@ import dataclasses
 import lightning as L
 from torch import nn
 
-from ..data import ImageDataModule, get_dataset_info, resolve_data_root
-from ..data.registry import DATASETS, UnknownDatasetError
+from ..data import ImageDataModule, get_dataset_info
+from ..data.registry import DATASETS, UnknownDatasetError, locate_dataset
 from ..models import build_model, list_models
 from ..runner.checks import suggest
 from ..runner.config import RunConfig, SummaryColumn
@@ -54,12 +54,9 @@ class ClassificationTask(Task):
     def locate_data(self, cfg: RunConfig) -> None:
         assert isinstance(cfg, ClassificationConfig)
         try:
-            info = get_dataset_info(cfg.data.name)
-            root = resolve_data_root(cfg.data.root, info)
+            locate_dataset(cfg.data.name, cfg.data.root, cfg.data.download)
         except UnknownDatasetError as exc:
             raise ConfigError(str(exc)) from None
-        if info.locate is not None:
-            info.locate(root, cfg.data.download)
 
     def input_shape(self, cfg: RunConfig) -> tuple[int, ...]:
         assert isinstance(cfg, ClassificationConfig)

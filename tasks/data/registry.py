@@ -111,3 +111,15 @@ def resolve_data_root(root: str | None, info: DatasetInfo) -> Path | None:
     if info.embedded:
         return None
     return Path.home() / ".cache" / "normbench" / "data"
+
+
+def locate_dataset(name: str, root: str | None, download: bool) -> None:
+    """Check, before a run starts, that data set ``name`` is where a run will read it (or fetch it if allowed).
+
+    Raises UnknownDatasetError for an unknown name and DataMissingError (one line: where it
+    looked, how to get it) for missing files; data sets without a locator are always found.
+    """
+    info = get_dataset_info(name)
+    path = resolve_data_root(root, info)
+    if info.locate is not None:
+        info.locate(path, download)

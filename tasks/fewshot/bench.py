@@ -22,7 +22,6 @@ milliseconds per meta-update.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import random
 import statistics
 import sys
@@ -34,8 +33,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..runner.bench_run import benchmark_record
 from ..runner.parse import parse_config
-from ..runner.run import execute
 from .config import FewShotConfig, InnerLoopConfig
 from .protocol import forward_of, meta_batch_of, method_section
 from .task import FEWSHOT
@@ -103,13 +102,8 @@ def plain_loop(cfg: FewShotConfig, steps: int) -> float:
 
 def normbench_run(cfg: FewShotConfig, out_dir: Path) -> float:
     """Milliseconds per meta-update of the same training through the run machinery (validation and test off)."""
-    cfg = dataclasses.replace(cfg, out_dir=str(out_dir), run_name=f"bench-{time.perf_counter_ns()}")
-    outcome = execute(cfg, FEWSHOT, trainer_overrides={"limit_val_batches": 0, "limit_test_batches": 0},
-                      use_wandb=False)
-    if outcome.status != "finished" or outcome.record is None:
-        raise RuntimeError(f"benchmark run {outcome.status}: {outcome.message}")
     images_per_step = FEWSHOT.stages(cfg)[0].images_per_step
-    return images_per_step / float(outcome.record["train_images_per_s"]) * 1000
+    return images_per_step / float(benchmark_record(cfg, FEWSHOT, out_dir)["train_images_per_s"]) * 1000
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from torch import nn
 
 from normlayers import NormSpecError, resolve_norm
 
-from ..data.registry import DATASETS, get_dataset_info, resolve_data_root
+from ..data.registry import DATASETS, get_dataset_info, locate_dataset
 from ..runner.checks import suggest
 from ..runner.config import RunConfig
 from ..runner.errors import ConfigError
@@ -167,10 +167,7 @@ class NasTask(Task):
 
     def locate_data(self, cfg: RunConfig) -> None:
         cfg = _cfg(cfg)
-        info = get_dataset_info(cfg.data.name)
-        root = resolve_data_root(cfg.data.root, info)
-        if info.locate is not None:
-            info.locate(root, cfg.data.download)
+        locate_dataset(cfg.data.name, cfg.data.root, cfg.data.download)
 
     def input_shape(self, cfg: RunConfig) -> tuple[int, ...]:
         cfg = _cfg(cfg)

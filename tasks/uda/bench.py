@@ -16,7 +16,6 @@ target images (2 x batch per step); the ratio is normbench / plain.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import tempfile
@@ -27,8 +26,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..runner.bench_run import benchmark_record
 from ..runner.parse import parse_config
-from ..runner.run import execute
 from .adversarial import annealed_lr_factor, domain_adversarial_loss, grl_coefficient, reverse_gradient
 from .task import UDA
 
@@ -77,11 +76,7 @@ def plain_loop(cfg, steps: int) -> float:
 
 def normbench_run(cfg, out_dir: Path) -> float:
     """Images per second of the same training through the run machinery (validation and test off)."""
-    cfg = dataclasses.replace(cfg, out_dir=str(out_dir), run_name=f"bench-{time.perf_counter_ns()}")
-    outcome = execute(cfg, UDA, trainer_overrides={"limit_val_batches": 0, "limit_test_batches": 0}, use_wandb=False)
-    if outcome.status != "finished":
-        raise RuntimeError(f"benchmark run {outcome.status}: {outcome.message}")
-    return float(outcome.record["train_images_per_s"])
+    return float(benchmark_record(cfg, UDA, out_dir)["train_images_per_s"])
 
 
 def main(argv: list[str] | None = None) -> int:
