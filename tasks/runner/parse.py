@@ -33,7 +33,10 @@ _UNKNOWN_OPTION = re.compile(r"unrecognized arguments: (--[\w.\-]+)|Group '([\w.
 _EXPECTED = re.compile(r'Parser key "([\w.]+)": Expected a (.+?)\. Got value: (.*)$')
 _UNION = re.compile(r'Parser key "([\w.]+)": Does not validate against any of the Union subtypes '
                     r'Subtypes: \[(.*?)\] Errors:.* Given value: (.*)$')
-_TYPE_WORDS = {"int": "an integer", "float": "a finite number", "str": "a string", "bool": "true or false"}
+_LITERAL = re.compile(r"typing\.Literal\[(.*)\]")
+_CLASS = re.compile(r"<class '(\w+)'>")
+_TYPE_WORDS = {"int": "an integer", "float": "a finite number", "str": "a string", "bool": "true or false",
+               "NoneType": "null (the default)"}
 
 
 def _type_words(expected: str) -> str:
@@ -43,8 +46,6 @@ def _type_words(expected: str) -> str:
         return " or ".join(c.strip().strip("'\"") for c in literal.group(1).split(","))
     kind = _CLASS.fullmatch(expected)
     return _TYPE_WORDS.get(kind.group(1), kind.group(1)) if kind else expected
-_LITERAL = re.compile(r"typing\.Literal\[(.*)\]")
-_CLASS = re.compile(r"<class '(\w+)'>")
 
 
 def _plain_type_error(detail: str) -> str:
