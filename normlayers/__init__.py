@@ -9,6 +9,7 @@ This package imports torch only.
 """
 
 from . import catalog as _catalog  # noqa: F401  (registers the built-in layers)
+from .activation import activation_after, applies_own_activation
 from .bgn import BatchGroupNorm, GroupStatistics
 from .layers import GroupNorm, InstanceNorm, LayerNorm2d, PositionalNorm
 from .registry import (
@@ -24,10 +25,14 @@ from .registry import (
     register_norm,
     resolve_norm,
 )
+from .pooling import Pooling
 from .spec import NormSpec, NormSpecError, parse_norm_spec
 from .sync import SyncGroupStatistics, convert_sync_norms, revert_sync_norms
 
 __all__ = [
+    "activation_after",
+    "applies_own_activation",
+    "Pooling",
     "BatchGroupNorm",
     "GroupStatistics",
     "GroupNorm",

@@ -9,6 +9,7 @@ from torch import nn
 
 from .bgn import BatchGroupNorm
 from .layers import GroupNorm, InstanceNorm, LayerNorm2d, PositionalNorm
+from .pooling import PER_CHANNEL_BATCH, PER_CHANNEL_SAMPLE, PER_POSITION, PER_SAMPLE, Pooling
 from .registry import NormEntry, NormParam, register_norm
 
 __all__: list[str] = []
@@ -44,6 +45,7 @@ register_norm(
         uses_batch_stats=True,
         keeps_running_stats=True,
         syncable=True,
+        pooling=(PER_CHANNEL_BATCH,),
     )
 )
 register_norm(
@@ -53,6 +55,7 @@ register_norm(
         label="IN",
         description="Instance normalization: per sample and channel, statistics over (H, W).",
         params=(EPS, AFFINE),
+        pooling=(PER_CHANNEL_SAMPLE,),
     )
 )
 register_norm(
@@ -62,6 +65,7 @@ register_norm(
         label="LN",
         description="Layer normalization: per sample, statistics over (C, H, W); per-channel affine.",
         params=(EPS, AFFINE),
+        pooling=(PER_SAMPLE,),
     )
 )
 register_norm(
@@ -76,6 +80,7 @@ register_norm(
         params=(NormParam("num_groups", int, 32, "an integer >= 1", lambda v: v >= 1, short="G"), EPS, AFFINE),
         group_param="num_groups",
         always_in_spec=("num_groups",),
+        pooling=(Pooling(over_batch=False, groups="num_groups"),),
     )
 )
 register_norm(
@@ -85,6 +90,7 @@ register_norm(
         label="PN",
         description="Positional normalization: per sample and position, statistics over C; per-channel affine.",
         params=(EPS, AFFINE),
+        pooling=(PER_POSITION,),
     )
 )
 register_norm(
@@ -108,6 +114,7 @@ register_norm(
         group_param="num_groups",
         syncable=True,
         always_in_spec=("num_groups",),
+        pooling=(Pooling(over_batch=True, groups="num_groups"),),
     )
 )
 register_norm(

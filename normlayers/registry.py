@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 
 from torch import nn
 
+from .pooling import Pooling
 from .spec import NormSpec, NormSpecError, SpecLike, format_value, parse_norm_spec
 
 __all__ = [
@@ -80,6 +81,11 @@ class NormEntry:
     group_param: str | None = None
     syncable: bool = False
     always_in_spec: tuple[str, ...] = field(default=())
+    # Each statistic the layer computes and what it pools (see normlayers.pooling); () for none.
+    pooling: tuple[Pooling, ...] = ()
+    # The nonlinearity the layer ends in (e.g. "TLU"), or None. Such an entry takes an ``apply_act``
+    # bool argument; models ask normlayers.activation instead of adding a ReLU after it.
+    builtin_activation: str | None = None
 
     def param(self, name: str) -> NormParam:
         for p in self.params:
@@ -96,6 +102,8 @@ class NormEntry:
             "keeps_running_stats": self.keeps_running_stats,
             "group_param": self.group_param,
             "syncable": self.syncable,
+            "builtin_activation": self.builtin_activation,
+            "pooling": [p.metadata() for p in self.pooling],
             "params": {p.name: p.default for p in self.params},
             "description": self.description,
         }
@@ -172,13 +180,18 @@ def norm_label(spec: SpecLike) -> str:
     return resolve_norm(spec).label
 
 
-def create_norm(spec: SpecLike, num_channels: int) -> nn.Module:
+def create_norm(spec: SpecLike, num_channels: int, *, activation: bool = True) -> nn.Module:
     """Build the normalization layer ``spec`` for ``num_channels`` channels.
 
     The returned module carries its canonical spec as ``module.norm_spec`` so that
     :func:`find_norm_layers` can find registry layers in any model.
+    ``activation=False`` says the model puts no activation after this slot: a
+    norm with a built-in nonlinearity (FRN's TLU, EvoNorm) is then built with
+    ``apply_act=false`` (see :mod:`normlayers.activation`); other norms ignore it.
     """
     resolved = resolve_norm(spec)
+    if not activation and resolved.entry.builtin_activation is not None and resolved.kwargs.get("apply_act", True):
+        resolved = resolve_norm(NormSpec.make(resolved.entry.name, {**resolved.spec.args, "apply_act": False}))
     if isinstance(num_channels, bool) or not isinstance(num_channels, int) or num_channels < 1:
         raise NormSpecError(f"norm {str(resolved.spec)!r}: num_channels must be a positive integer, got {num_channels!r}")
     module = resolved.entry.factory(num_channels, **resolved.kwargs)
