@@ -24,8 +24,6 @@ repeats reuse the process's caches).
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
 import tempfile
 import time
@@ -36,7 +34,7 @@ import torch.nn.functional as F
 
 from .classification.task import CLASSIFICATION
 from .optim import build_sgd
-from .runner.bench_run import benchmark_record
+from .runner.bench_run import benchmark_record, cold_compile_cache, compile_modes, compiled_in_place, measure_alternating
 from .runner.parse import parse_config
 
 
@@ -56,8 +54,7 @@ def plain_loop(cfg, steps: int) -> float:
     opt_sched = build_sgd(module.net, cfg.optim, cfg.batch_size, steps, steps)
     optimizer, scheduler = opt_sched["optimizer"], opt_sched["lr_scheduler"]["scheduler"]
     net = module.net.train()
-    if cfg.trainer.compile:
-        net.compile()
+    compiled_in_place(CLASSIFICATION, cfg, module)
     done, images = 0, 0
     start = time.perf_counter()
     while done < steps:
@@ -91,36 +88,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also measure with trainer.compile (inductor)")
     args = parser.parse_args(argv)
-    modes = (False, True) if args.compile else (False,)
     print(f"# training images/s, normbench run vs plain PyTorch loop; {torch.get_num_threads()} threads; "
           f"median of {args.repeats} alternating repeats; {args.config}")
     extra = (" compile | compile s |", "---|---:|") if args.compile else ("", "")
     print("| norm | batch | steps | plain img/s | normbench img/s | ratio |" + extra[0])
     print("|---|---:|---:|---:|---:|---:|" + extra[1])
-    with tempfile.TemporaryDirectory() as tmp:
-        cache_dir = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-        if args.compile:  # a cold first compile, not one served from an earlier process's cache
-            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(tmp) / "inductor")
+    with tempfile.TemporaryDirectory() as tmp, cold_compile_cache(args.compile, Path(tmp) / "inductor"):
         for norm in args.norms:
             for batch in args.batch_sizes:
                 steps = args.steps or max(30, 3000 // batch)
-                for compiled in modes:
+                for compiled in compile_modes(args.compile):
                     cfg = _config(args.config, norm, batch, steps, tmp, compiled)
-                    plain, ours, compile_s = [], [], []
-                    for _ in range(args.repeats):
-                        record = normbench_run(cfg, Path(tmp))
-                        ours.append(float(record["train_images_per_s"]))
-                        compile_s.append(float(record.get("compile_time_s", 0.0)))
-                        plain.append(plain_loop(cfg, steps))
-                    p, o = statistics.median(plain), statistics.median(ours)
-                    row = f"| {norm} | {batch} | {steps} | {p:.0f} | {o:.0f} | {o / p:.2f} |"
+                    m = measure_alternating(lambda: plain_loop(cfg, steps), lambda: normbench_run(cfg, Path(tmp)),
+                                            lambda r: float(r["train_images_per_s"]), args.repeats)
+                    row = f"| {norm} | {batch} | {steps} | {m.plain:.0f} | {m.normbench:.0f} | {m.ratio:.2f} |"
                     if args.compile:
-                        row += f" {'on' if compiled else 'off'} | {compile_s[0]:.1f} |"
+                        row += f" {'on' if compiled else 'off'} | {m.compile_time_s:.1f} |"
                     print(row, flush=True)
-        if args.compile:  # the folder goes with tmp: later compiles in this process use the usual one
-            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
-            if cache_dir is not None:
-                os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache_dir
     return 0
 
 

@@ -67,3 +67,32 @@ def test_overhead_benchmark_with_compile_reports_both_and_the_compile_time(capsy
     assert [row[6] for row in rows] == ["off", "on"]
     assert float(rows[0][7]) == 0 and float(rows[1][7]) > 0  # the compiled run's cold compile time
     assert all(float(row[3]) > 0 and float(row[4]) > 0 for row in rows)
+
+
+def test_alternating_measurement_runs_normbench_first_and_keeps_its_cold_compile_time() -> None:
+    from tasks.runner.bench_run import measure_alternating
+
+    calls: list[str] = []
+    records = iter([{"v": 10.0, "compile_time_s": 30.0}, {"v": 30.0, "compile_time_s": 0.5}, {"v": 20.0}])
+    plains = iter([1.0, 3.0, 2.0])
+
+    def normbench() -> dict:
+        calls.append("normbench")
+        return next(records)
+
+    def plain() -> float:
+        calls.append("plain")
+        return next(plains)
+
+    m = measure_alternating(plain, normbench, lambda r: r["v"], repeats=3)
+    assert calls == ["normbench", "plain"] * 3
+    assert (m.plain, m.normbench, m.compile_time_s, m.ratio) == (2.0, 20.0, 30.0, 10.0)
+
+
+@pytest.mark.slow
+def test_overhead_benchmark_compiled_rows(capsys) -> None:
+    assert bench_overhead.main(["--config", str(REPO / "configs/classification/test.yaml"), "--norms", "bn",
+                                "--batch-sizes", "4", "--steps", "4", "--repeats", "1", "--compile"]) == 0
+    rows = [r.strip("| ").split(" | ") for r in capsys.readouterr().out.splitlines() if r.startswith("| bn | 4 | 4 |")]
+    assert [r[6] for r in rows] == ["off", "on"]
+    assert float(rows[0][7]) == 0.0 and float(rows[1][7]) > 0  # a cold compile is timed, eager has none

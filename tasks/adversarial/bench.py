@@ -2,6 +2,7 @@
 
     python -m tasks.adversarial.bench                          # BN, batch 2 and 128, quick config
     python -m tasks.adversarial.bench --norms bn bgn --batch-sizes 2 32 128 --repeats 3
+    python -m tasks.adversarial.bench --compile                # each row also with trainer.compile (inductor)
 
 Both sides train the same network (the quick config's, same norm and seed) on
 the same data with the same optimizer, and attack every batch with the same
@@ -13,12 +14,17 @@ from the registry) with validation and test switched off. Repetitions
 alternate between the two sides and the median is kept; the ratio is
 normbench / plain images per second (1.0: no overhead). A plain, clean step is
 timed too, so the cost of PGD-7 relative to ordinary training is visible.
+
+``--compile`` measures every row eager and compiled: the run sets
+``trainer.compile`` and the plain loop compiles the same network in place
+(attacks then run the compiled network too, in eval mode: a second graph). Both
+sides leave the first step (the compiles) out of images/s, and the table adds the
+first run's cold ``compile_time_s``.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -30,14 +36,15 @@ import torch.nn.functional as F
 import torchattacks
 
 from ..optim import build_sgd
-from ..runner.bench_run import benchmark_record
+from ..runner.bench_run import benchmark_record, cold_compile_cache, compile_modes, compiled_in_place, measure_alternating
 from ..runner.parse import parse_config
 from .task import ADVERSARIAL
 
 
-def _config(config: str, norm: str, batch_size: int, steps: int, out_dir: str):
+def _config(config: str, norm: str, batch_size: int, steps: int, out_dir: str, compile_: bool = False):
     argv = ["--config", config, "--norm", norm, "--batch_size", str(batch_size), "--out_dir", out_dir,
-            "--trainer.max_steps", str(steps), "--trainer.epochs", "1000", "--trainer.log_every_n_steps", "50"]
+            "--trainer.max_steps", str(steps), "--trainer.epochs", "1000", "--trainer.log_every_n_steps", "50",
+            "--trainer.compile", str(compile_).lower()]
     return parse_config(ADVERSARIAL, argv, raise_errors=True)
 
 
@@ -49,6 +56,7 @@ def plain_loop(cfg, steps: int, attack: bool = True) -> float:
     opt_sched = build_sgd(module.net, cfg.optim, cfg.batch_size, steps, steps)
     optimizer, scheduler = opt_sched["optimizer"], opt_sched["lr_scheduler"]["scheduler"]
     net = module.net.train()
+    compiled_in_place(ADVERSARIAL, cfg, module)
     s = cfg.pgd_at
     pgd = torchattacks.PGD(net, eps=s.epsilon, alpha=s.step_size, steps=s.steps, random_start=True)
     done, images = 0, 0
@@ -65,14 +73,16 @@ def plain_loop(cfg, steps: int, attack: bool = True) -> float:
             scheduler.step()
             done += 1
             images += len(y)
+            if done == 1 and cfg.trainer.compile:  # the compiling step is left out, as the run record does
+                images, start = 0, time.perf_counter()
             if done == steps:
                 break
     return images / (time.perf_counter() - start)
 
 
-def normbench_run(cfg, out_dir: Path) -> float:
-    """Images per second of the same PGD-AT training through the run machinery (validation and test off)."""
-    return float(benchmark_record(cfg, ADVERSARIAL, out_dir)["train_images_per_s"])
+def normbench_run(cfg, out_dir: Path) -> dict:
+    """The record of the same PGD-AT training through the run machinery (validation and test off)."""
+    return benchmark_record(cfg, ADVERSARIAL, out_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[2, 128])
     parser.add_argument("--steps", type=int, default=0, help="steps per measurement (default: 300 at bs 2, fewer above)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="also measure with trainer.compile (inductor)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -89,21 +100,24 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*could not find the monitored key.*")  # validation is off
     print(f"# PGD-AT training images/s, normbench run vs plain loop (same torchattacks PGD); "
           f"{torch.get_num_threads()} threads; median of {args.repeats} alternating repeats; {args.config}")
-    print("| norm | batch | steps | clean step img/s | plain PGD-AT img/s | normbench img/s | ratio | PGD-AT cost vs clean |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    with tempfile.TemporaryDirectory() as tmp:
+    extra = (" compile | compile s |", "---|---:|") if args.compile else ("", "")
+    print("| norm | batch | steps | clean step img/s | plain PGD-AT img/s | normbench img/s | ratio | PGD-AT cost vs clean |"
+          + extra[0])
+    print("|---|---:|---:|---:|---:|---:|---:|---:|" + extra[1])
+    with tempfile.TemporaryDirectory() as tmp, cold_compile_cache(args.compile, Path(tmp) / "inductor"):
         for norm in args.norms:
             for batch in args.batch_sizes:
                 steps = args.steps or max(8, 600 // batch)
-                cfg = _config(args.config, norm, batch, steps, tmp)
-                clean = plain_loop(cfg, steps, attack=False)
-                plain, ours = [], []
-                for _ in range(args.repeats):
-                    plain.append(plain_loop(cfg, steps))
-                    ours.append(normbench_run(cfg, Path(tmp)))
-                p, o = statistics.median(plain), statistics.median(ours)
-                print(f"| {norm} | {batch} | {steps} | {clean:.0f} | {p:.1f} | {o:.1f} | {o / p:.2f} | "
-                      f"{clean / p:.1f}x |", flush=True)
+                for compiled in compile_modes(args.compile):
+                    cfg = _config(args.config, norm, batch, steps, tmp, compiled)
+                    m = measure_alternating(lambda: plain_loop(cfg, steps), lambda: normbench_run(cfg, Path(tmp)),
+                                            lambda r: float(r["train_images_per_s"]), args.repeats)
+                    clean = plain_loop(cfg, steps, attack=False)
+                    row = (f"| {norm} | {batch} | {steps} | {clean:.0f} | {m.plain:.1f} | {m.normbench:.1f} | "
+                           f"{m.ratio:.2f} | {clean / m.plain:.1f}x |")
+                    if args.compile:
+                        row += f" {'on' if compiled else 'off'} | {m.compile_time_s:.1f} |"
+                    print(row, flush=True)
     return 0
 
 

@@ -2,6 +2,7 @@
 
     python -m tasks.fewshot.bench                                # ProtoNet and second-order MAML, BN, 5-way 1-shot
     python -m tasks.fewshot.bench --norms bn bgn --shots 1 5 --steps 100 --repeats 3
+    python -m tasks.fewshot.bench --compile --methods protonet  # each row also with trainer.compile (inductor)
 
 Both sides train the same model (built by the task from the same config, norm
 and seed) on the same tasks (learn2learn's taskset, the same seed for Python's
@@ -17,13 +18,18 @@ MAML runs second order here whatever the config says (``--first-order`` for
 first order). Repetitions alternate
 between the sides and the median is kept; the ratio is normbench / plain
 milliseconds per meta-update.
+
+``--compile`` measures every row eager and compiled: the run sets
+``trainer.compile`` and the plain loop compiles the same network (the task's
+``compiled_networks``: ProtoNet's CNN-4); both sides leave the first meta-update
+out, and the table adds the first run's cold ``compile_time_s``. MAML is refused
+compiled (the run's one-line reason is printed in its row), as ``normbench run`` refuses it.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -33,19 +39,20 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..runner.bench_run import benchmark_record
+from ..runner.bench_run import benchmark_record, cold_compile_cache, compile_modes, compiled_in_place, measure_alternating
 from ..runner.parse import parse_config
 from .config import FewShotConfig, InnerLoopConfig
 from .protocol import forward_of, meta_batch_of, method_section
 from .task import FEWSHOT
 
-__all__ = ["plain_loop", "normbench_run", "main"]
+__all__ = ["plain_loop", "normbench_run", "ms_per_update", "main"]
 
 
-def _config(path: str, method: str, norm: str, shots: int, steps: int, first_order: bool, out_dir: str
-            ) -> FewShotConfig:
+def _config(path: str, method: str, norm: str, shots: int, steps: int, first_order: bool, out_dir: str,
+            compile_: bool = False) -> FewShotConfig:
     argv = ["--config", path, "--method", method, "--norm", norm, "--shots", str(shots), "--out_dir", out_dir,
-            "--trainer.max_steps", str(steps), "--trainer.epochs", "1000", "--trainer.log_every_n_steps", "50"]
+            "--trainer.max_steps", str(steps), "--trainer.epochs", "1000", "--trainer.log_every_n_steps", "50",
+            "--trainer.compile", str(compile_).lower()]
     if method != "protonet":
         argv += [f"--{method}.first_order", str(first_order).lower()]
     cfg = parse_config(FEWSHOT, argv, raise_errors=True)
@@ -69,12 +76,16 @@ def plain_loop(cfg: FewShotConfig, steps: int) -> float:
     module, datamodule = FEWSHOT.build(cfg, FEWSHOT.stages(cfg)[0], {})
     datamodule.setup("fit")
     taskset, learner = datamodule.train_tasks, module.learner.train()
+    compiled = cfg.trainer.compile
+    compiled_in_place(FEWSHOT, cfg, module)
     section = method_section(cfg)
     optimizer = torch.optim.Adam(learner.parameters(), lr=section.lr)
     meta_batch, ways, shots, joint = meta_batch_of(cfg), cfg.ways, cfg.shots, forward_of(cfg) == "joint"
     mean, std = module.mean, module.std
     start = time.perf_counter()
-    for _ in range(steps):
+    for step in range(steps):
+        if step == 1 and compiled:  # the compiling meta-update is left out, as the run record does
+            start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         for _ in range(meta_batch):
             images, labels = taskset.sample()
@@ -97,13 +108,17 @@ def plain_loop(cfg: FewShotConfig, steps: int) -> float:
                 loss = F.cross_entropy(clone(xq), yq)
             (loss / meta_batch).backward()
         optimizer.step()
-    return (time.perf_counter() - start) * 1000 / steps
+    return (time.perf_counter() - start) * 1000 / (steps - 1 if compiled else steps)
 
 
-def normbench_run(cfg: FewShotConfig, out_dir: Path) -> float:
-    """Milliseconds per meta-update of the same training through the run machinery (validation and test off)."""
-    images_per_step = FEWSHOT.stages(cfg)[0].images_per_step
-    return images_per_step / float(benchmark_record(cfg, FEWSHOT, out_dir)["train_images_per_s"]) * 1000
+def normbench_run(cfg: FewShotConfig, out_dir: Path) -> dict:
+    """The record of the same training through the run machinery (validation and test off)."""
+    return benchmark_record(cfg, FEWSHOT, out_dir)
+
+
+def ms_per_update(cfg: FewShotConfig, record: dict) -> float:
+    """A run record's training throughput as milliseconds per meta-update."""
+    return FEWSHOT.stages(cfg)[0].images_per_step / float(record["train_images_per_s"]) * 1000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,26 +129,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shots", nargs="+", type=int, default=[1])
     parser.add_argument("--steps", type=int, default=60, help="meta-updates per measurement")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="also measure with trainer.compile (inductor)")
     parser.add_argument("--first-order", action="store_true", help="first-order MAML (default: second order)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message=r".*could not find the monitored key.*")  # validation is off
     order = "first" if args.first_order else "second"
     print(f"# ms per meta-update, normbench run vs plain learn2learn loop; MAML {order} order; "
           f"median of {args.repeats} alternating repeats; {args.config}")
-    print("| method | norm | shots | meta-batch | steps | plain ms | normbench ms | ratio |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    with tempfile.TemporaryDirectory() as tmp:
+    extra = (" compile | compile s |", "---|---:|") if args.compile else ("", "")
+    print("| method | norm | shots | meta-batch | steps | plain ms | normbench ms | ratio |" + extra[0])
+    print("|---|---|---:|---:|---:|---:|---:|---:|" + extra[1])
+    with tempfile.TemporaryDirectory() as tmp, cold_compile_cache(args.compile, Path(tmp) / "inductor"):
         for method in args.methods:
             for norm in args.norms:
                 for shots in args.shots:
-                    cfg = _config(args.config, method, norm, shots, args.steps, args.first_order, tmp)
-                    plain, ours = [], []
-                    for _ in range(args.repeats):
-                        plain.append(plain_loop(cfg, args.steps))
-                        ours.append(normbench_run(cfg, Path(tmp)))
-                    p, o = statistics.median(plain), statistics.median(ours)
-                    print(f"| {method} | {norm} | {shots} | {meta_batch_of(cfg)} | {args.steps} | {p:.1f} | {o:.1f} | "
-                          f"{o / p:.2f} |", flush=True)
+                    for compiled in compile_modes(args.compile):
+                        cfg = _config(args.config, method, norm, shots, args.steps, args.first_order, tmp, compiled)
+                        head = f"| {method} | {norm} | {shots} | {meta_batch_of(cfg)} | {args.steps} |"
+                        tail = f" {'on' if compiled else 'off'} |" if args.compile else ""
+                        refusal = FEWSHOT.compile_support(cfg) if compiled else None
+                        if refusal:  # what `normbench run` would refuse with, in one line
+                            print(f"{head} refused: {refusal} | | |{tail} |", flush=True)
+                            continue
+                        m = measure_alternating(lambda: plain_loop(cfg, args.steps), lambda: normbench_run(cfg, Path(tmp)),
+                                                lambda r: ms_per_update(cfg, r), args.repeats)
+                        row = f"{head} {m.plain:.1f} | {m.normbench:.1f} | {m.ratio:.2f} |"
+                        print(row + (f"{tail} {m.compile_time_s:.1f} |" if args.compile else ""), flush=True)
     return 0
 
 

@@ -140,11 +140,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="measurements per variant (alternating)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--compile", action="store_true",
+                        help="say whether trainer.compile can be measured for nas (it is refused: the reason is printed)")
     parser.add_argument("--one", nargs=2, metavar=("ORDER", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(measure(args, *args.one)))
         return 0
+    if args.compile:  # one line, the refusal `normbench run nas --trainer.compile true` gives, then the eager table
+        from .task import NAS
+
+        cfg = _config(args, args.orders[0])
+        print(f"# compiled: not measured, trainer.compile is refused for nas: {NAS.compile_support(cfg)}")
     rows = []
     for order in args.orders:
         runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}

@@ -8,9 +8,13 @@ that only training is timed, and the record (``train_images_per_s``) returned.
 from __future__ import annotations
 
 import dataclasses
+import os
+import statistics
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .run import execute
 
@@ -18,7 +22,7 @@ if TYPE_CHECKING:
     from .config import RunConfig
     from .task import Task
 
-__all__ = ["benchmark_record"]
+__all__ = ["benchmark_record", "cold_compile_cache", "compile_modes", "compiled_in_place", "Measured", "measure_alternating"]
 
 
 def benchmark_record(cfg: "RunConfig", task: "Task", out_dir: Path) -> dict[str, Any]:
@@ -28,3 +32,61 @@ def benchmark_record(cfg: "RunConfig", task: "Task", out_dir: Path) -> dict[str,
     if outcome.status != "finished" or outcome.record is None:
         raise RuntimeError(f"benchmark run {outcome.status}: {outcome.message}")
     return outcome.record
+
+
+def compile_modes(with_compile: bool) -> tuple[bool, ...]:
+    """The ``trainer.compile`` settings a benchmark measures: eager only, or eager then compiled."""
+    return (False, True) if with_compile else (False,)
+
+
+@contextmanager
+def cold_compile_cache(enabled: bool, folder: Path) -> Iterator[None]:
+    """Inductor's cache in a fresh ``folder`` while enabled, so the first compile is cold (not served from an
+    earlier process's cache); the previous setting comes back afterwards."""
+    if not enabled:
+        yield
+        return
+    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        if before is not None:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Medians of alternating repeats, and the first run's compile time (0 when eager): the cold compile."""
+
+    plain: float
+    normbench: float
+    compile_time_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.normbench / self.plain
+
+
+def measure_alternating(plain: Callable[[], float], normbench: Callable[[], dict[str, Any]],
+                        value: Callable[[dict[str, Any]], float], repeats: int) -> Measured:
+    """Alternate the normbench run (first, so its compile is the cold one) and the plain loop ``repeats`` times.
+
+    ``value`` turns a run record into the number the plain loop returns (images/s, ms per step, ...).
+    """
+    plain_values, ours, compile_s = [], [], []
+    for _ in range(repeats):
+        record = normbench()
+        ours.append(value(record))
+        compile_s.append(float(record.get("compile_time_s") or 0.0))
+        plain_values.append(plain())
+    return Measured(statistics.median(plain_values), statistics.median(ours), compile_s[0])
+
+
+def compiled_in_place(task: "Task", cfg: "RunConfig", module: Any) -> None:
+    """When ``cfg.trainer.compile``, do to ``module`` what the run does (compile the task's ``compiled_networks``
+    in place with ``nn.Module.compile``), so a plain loop measures the same compiled networks."""
+    if cfg.trainer.compile:
+        for net in task.compiled_networks(cfg, module):
+            net.compile()
