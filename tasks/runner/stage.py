@@ -20,6 +20,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 
 from .callbacks import CompileClock, LeaseGuard, LeaseLostError, RandomState, RunClock, SelectionTracker
+from .compile_guard import compile_fallback_fails
 from .config import RunConfig
 from .layer_sync import NormSync
 from .loggers import RunLoggers, build_loggers
@@ -144,17 +145,18 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
     loggers = build_loggers(ctx.cfg, ctx.run_dir, ctx.identity, csv_name, ctx.use_wandb)
     trainer: L.Trainer | None = None
     try:
-        trainer = _trainer(ctx, stage, callbacks, loggers)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
-        fit_metrics = finite_metrics(trainer.callback_metrics)
-        last = dict(fit_metrics)
-        if stage.test:
-            last.update(_test(trainer, module, datamodule))
-        selected = _selected_metrics(ctx, stage, trainer, module, datamodule, tracker, ckpt_dir, fit_metrics, last)
-        result.metrics = {**selected, **{f"last/{k}": v for k, v in last.items()}}
-        result.selected_epoch = tracker.best_epoch if rule.monitor and tracker.best_epoch is not None \
-            else max(0, trainer.current_epoch - 1)
-        result.outputs = {**ctx.task.stage_outputs(ctx.cfg, stage, module), **compiled}
+        with compile_fallback_fails(ctx.cfg.trainer.compile):
+            trainer = _trainer(ctx, stage, callbacks, loggers)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+            fit_metrics = finite_metrics(trainer.callback_metrics)
+            last = dict(fit_metrics)
+            if stage.test:
+                last.update(_test(trainer, module, datamodule))
+            selected = _selected_metrics(ctx, stage, trainer, module, datamodule, tracker, ckpt_dir, fit_metrics, last)
+            result.metrics = {**selected, **{f"last/{k}": v for k, v in last.items()}}
+            result.selected_epoch = tracker.best_epoch if rule.monitor and tracker.best_epoch is not None \
+                else max(0, trainer.current_epoch - 1)
+            result.outputs = {**ctx.task.stage_outputs(ctx.cfg, stage, module), **compiled}
     finally:
         try:
             loggers.close()
