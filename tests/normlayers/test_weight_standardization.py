@@ -105,3 +105,12 @@ def test_refuses_what_it_cannot_standardize() -> None:
 
     with pytest.raises(TypeError, match="Custom"):
         standardize_convolutions(nn.Sequential(Custom(2, 2, 3)))
+
+
+def test_torch_compile_traces_the_standardization_in_one_graph() -> None:
+    net = standardize_convolutions(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3)))
+    x = torch.randn(2, 3, 8, 8)
+    compiled = torch.compile(net, backend="aot_eager", fullgraph=True)  # no C++ compiler needed
+    torch.testing.assert_close(compiled(x), net(x))
+    compiled(x).sum().backward()
+    assert net[0].weight.grad is not None
