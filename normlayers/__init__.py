@@ -4,7 +4,8 @@
 >>> layer = create_norm("bgn:num_groups=4", 64)
 
 Spec strings are ``name`` or ``name:key=value,...``; see :mod:`normlayers.spec`.
-``norm_layer(spec)`` gives a ``norm_layer=`` callable for torchvision models.
+``norm_layer(spec)`` gives a ``norm_layer=`` callable for torchvision models;
+``standardize_convolutions(model)`` adds Weight Standardization to a model's convolutions.
 This package imports torch only.
 """
 
@@ -28,6 +29,7 @@ from .registry import (
 from .pooling import Pooling
 from .spec import NormSpec, NormSpecError, parse_norm_spec
 from .sync import SyncGroupStatistics, convert_sync_norms, revert_sync_norms
+from .weight_standardization import WSConv2d, is_standardized, standardize_convolutions
 
 __all__ = [
     "activation_after",
@@ -56,4 +58,7 @@ __all__ = [
     "SyncGroupStatistics",
     "convert_sync_norms",
     "revert_sync_norms",
+    "WSConv2d",
+    "is_standardized",
+    "standardize_convolutions",
 ]

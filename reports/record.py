@@ -199,6 +199,8 @@ class RunRecord:
     # the cross-task summary columns the run declares (reports.summary_spec); None: the record has none
     summary_columns: tuple[Any, ...] | None = field(default=None, compare=False)
     compile: bool = False  # trainer.compile; absent from records written before it existed
+    # model.weight_standardization; such a run's norm and norm_label carry "+ws" / " + WS" (a row of its own)
+    weight_standardization: bool = False
 
     @property
     def finished(self) -> bool:

@@ -59,7 +59,10 @@ _V2_REQUIRED: dict[str, Types] = {
     "axis_order": _NUMBER, "axis_average": (bool,), "metric_declarations": (list,), "protocol": (dict,),
     "selection": (dict,), "world_size": (int,), "precision": (str,), "sync_norm": (bool,), "profile": (str,),
 }
-_V2_OPTIONAL: dict[str, Types] = {**_V1_REQUIRED, "selected_epoch": (int, type(None)), "compile": (bool,)}
+_V2_OPTIONAL: dict[str, Types] = {**_V1_REQUIRED, "selected_epoch": (int, type(None)), "compile": (bool,),
+                                  "weight_standardization": (bool,)}
+# A run with weight-standardized convolutions is a row of its own, next to the plain norm's, in the same table.
+WS_NORM_SUFFIX, WS_LABEL_SUFFIX = "+ws", " + WS"
 _DECLARATION: dict[str, Types] = {"name": (str,), "label": (str,), "direction": (str,), "unit": (str,),
                                   "primary": (bool,), "interval": (str, type(None))}
 _AXIS: dict[str, Types] = {"key": (str,), "label": (str,), "coordinates": (list,)}
@@ -213,7 +216,9 @@ def parse_record(data: Any, path: Path) -> RunRecord:
     Raises RecordError naming the file and the key. A schema-1 record comes back
     upgraded: no coordinates, the batch-size axis, declarations from
     LEGACY_METRICS (metrics outside it are left out, each with a note in
-    `RunRecord.notes`), selection "last".
+    `RunRecord.notes`), selection "last". A run with ``weight_standardization``
+    true reads as norm ``<spec>+ws`` labelled ``<label> + WS``: a row of its own
+    in the plain norm's table (GN and GN + WS side by side).
 
     Example::
 
@@ -260,11 +265,14 @@ def parse_record(data: Any, path: Path) -> RunRecord:
         selection, monitor = data["selection"]["rule"], data["selection"]["monitor"]
         declared = _declarations(path, data["metric_declarations"])
         _derived_fields_agree(path, data, declared)
+    # absent from records written before the option existed: plain convolutions
+    ws = not legacy and data.get("weight_standardization", False)
 
     return RunRecord(
         path=path, schema=data["schema"], run_id=data["run_id"], sweep=data.get("sweep"),
         task=data["task"], dataset=data["dataset"], model=data["model"],
-        norm=data["norm"], norm_name=data["norm_name"], norm_label=data["norm_label"],
+        norm=data["norm"] + WS_NORM_SUFFIX if ws else data["norm"], norm_name=data["norm_name"],
+        norm_label=data["norm_label"] + WS_LABEL_SUFFIX if ws else data["norm_label"], weight_standardization=ws,
         norm_num_groups=data["norm_num_groups"], batch_size=data["batch_size"], seed=data["seed"],
         status=data["status"], error=data.get("error"),
         coordinates=coordinates, table_axis=axis, axis_value=axis_value, axis_label=axis_label,
@@ -277,4 +285,5 @@ def parse_record(data: Any, path: Path) -> RunRecord:
     )
 
 
-__all__ = ["BATCH_AXIS", "LEGACY_METRICS", "STATUSES", "SUPPORTED_SCHEMAS", "parse_record"]
+__all__ = ["BATCH_AXIS", "LEGACY_METRICS", "STATUSES", "SUPPORTED_SCHEMAS", "WS_LABEL_SUFFIX", "WS_NORM_SUFFIX",
+           "parse_record"]

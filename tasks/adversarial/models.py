@@ -13,6 +13,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from normlayers import standardize_convolutions
+
 from ..models import build_model, list_models
 from .preact_resnet import preact_resnet18
 
@@ -38,11 +40,17 @@ def list_networks() -> list[str]:
 
 
 def build_network(name: str, *, norm: str, num_classes: int, in_channels: int, mean: tuple[float, ...],
-                  std: tuple[float, ...], width: int = 16, zero_init_residual: bool = False) -> nn.Module:
-    """``Sequential(normalize, body)``: ``body`` is a shared ResNet (``resnet20``...) or ``preact_resnet18``."""
+                  std: tuple[float, ...], width: int = 16, zero_init_residual: bool = False,
+                  weight_standardization: bool = False) -> nn.Module:
+    """``Sequential(normalize, body)``: ``body`` is a shared ResNet (``resnet20``...) or ``preact_resnet18``.
+
+    ``weight_standardization`` standardizes every convolution of the body (``normlayers.standardize_convolutions``).
+    """
     if name in _OWN:
         body = _OWN[name](norm=norm, num_classes=num_classes, in_channels=in_channels, width=width)
     else:
         body = build_model(name, norm=norm, num_classes=num_classes, in_channels=in_channels, width=width,
                            zero_init_residual=zero_init_residual)
+    if weight_standardization:
+        standardize_convolutions(body)
     return nn.Sequential(OrderedDict(normalize=InputNormalization(mean, std), body=body))

@@ -61,7 +61,8 @@ class AdversarialModule(L.LightningModule):
         self.global_batch_size = global_batch_size
         self.net: nn.Module = build_network(cfg.model.name, norm=str(cfg.norm), num_classes=num_classes,
                                             in_channels=in_channels, mean=mean, std=std, width=cfg.model.width,
-                                            zero_init_residual=cfg.model.zero_init_residual)
+                                            zero_init_residual=cfg.model.zero_init_residual,
+                                            weight_standardization=cfg.model.weight_standardization)
         self.accuracy = nn.ModuleDict({split: MulticlassAccuracy(num_classes, average="micro")
                                        for split in ("val", "test")})
         self.train_attack: Any = None  # torchattacks binds a device: built in on_fit_start

@@ -5,7 +5,9 @@ The version of Rice et al. (2020) and Wong et al. (2020) for 32x32 inputs: a
 channels), a final norm and ReLU before pooling. Every normalization slot (the
 two in each block and the final one) holds the registry norm; a projection
 shortcut is a bare 1x1 convolution of the pre-activated input, as in the
-original, so it has no slot.
+original, so it has no slot. Every norm is followed by a ReLU, so a norm with a
+built-in activation (FRN, EvoNorm) keeps it and that ReLU becomes an identity
+(:func:`normlayers.activation_after`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from normlayers import create_norm
+from normlayers import activation_after, create_norm
 
 __all__ = ["PreActBlock", "PreActResNet18", "preact_resnet18"]
 
@@ -22,19 +24,20 @@ class PreActBlock(nn.Module):
     def __init__(self, in_planes: int, planes: int, stride: int, norm: str) -> None:
         super().__init__()
         self.norm1 = create_norm(norm, in_planes)
+        self.act1 = activation_after(self.norm1, nn.ReLU)
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
         self.norm2 = create_norm(norm, planes)
+        self.act2 = activation_after(self.norm2, nn.ReLU)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.relu = nn.ReLU()
         self.shortcut: nn.Module | None = None
         if stride != 1 or in_planes != planes:
             self.shortcut = nn.Conv2d(in_planes, planes, 1, stride, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.norm1(x))
+        out = self.act1(self.norm1(x))
         skip = self.shortcut(out) if self.shortcut is not None else x
         out = self.conv1(out)
-        out = self.conv2(self.relu(self.norm2(out)))
+        out = self.conv2(self.act2(self.norm2(out)))
         return out + skip
 
 
@@ -49,7 +52,7 @@ class PreActResNet18(nn.Module):
                 in_planes = planes
         self.blocks = nn.Sequential(*blocks)
         self.norm = create_norm(norm, in_planes)
-        self.relu = nn.ReLU()
+        self.relu = activation_after(self.norm, nn.ReLU)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_planes, num_classes)
 

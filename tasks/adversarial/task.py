@@ -114,7 +114,8 @@ class AdversarialTask(Task):
         info = get_dataset_info(cfg.data.name)
         return build_network(cfg.model.name, norm=str(cfg.norm), num_classes=info.num_classes, in_channels=info.channels,
                              mean=info.mean, std=info.std, width=cfg.model.width,
-                             zero_init_residual=cfg.model.zero_init_residual)
+                             zero_init_residual=cfg.model.zero_init_residual,
+                             weight_standardization=cfg.model.weight_standardization)
 
     def build(self, cfg: RunConfig, stage: Stage, earlier: dict[str, StageResult]
               ) -> tuple[L.LightningModule, L.LightningDataModule]:

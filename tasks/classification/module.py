@@ -41,6 +41,7 @@ class ClassificationModule(L.LightningModule):
             in_channels=in_channels,
             width=model.width,
             zero_init_residual=model.zero_init_residual,
+            weight_standardization=model.weight_standardization,
         )
         self.optim_cfg = optim
         self.global_batch_size = global_batch_size

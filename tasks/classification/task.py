@@ -67,7 +67,8 @@ class ClassificationTask(Task):
         info = get_dataset_info(cfg.data.name)
         return build_model(cfg.model.name, norm=str(cfg.norm), num_classes=info.num_classes,
                            in_channels=info.channels, width=cfg.model.width,
-                           zero_init_residual=cfg.model.zero_init_residual)
+                           zero_init_residual=cfg.model.zero_init_residual,
+                           weight_standardization=cfg.model.weight_standardization)
 
     def shrink(self, cfg: RunConfig) -> RunConfig:
         assert isinstance(cfg, ClassificationConfig)

@@ -47,9 +47,12 @@ class Conv4Config:
 
     Attributes:
         filters: filters of every block; default: 64, or 32 for MAML and ANIL on mini-ImageNet (Finn et al., 2017).
+        weight_standardization: standardize every convolution's weight per output channel (Qiao et al., 2019;
+            normlayers.weight_standardization); tables label such runs "<norm> + WS".
     """
 
     filters: Optional[int] = checked(None, _FILTERS)
+    weight_standardization: bool = False
 
 
 @dataclass

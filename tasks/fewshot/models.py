@@ -9,13 +9,19 @@ overfitting). learn2learn's ``CNN4`` builds the same blocks but hard-codes
 Feature sizes: 28x28 -> 64 (1x1 after four pools), 32x32 -> 2x2, 84x84 -> 5x5
 maps. A norm layer sees C x H x W of 28, 14, 7, 3 (or 32, 16, 8, 4 / 84, 42,
 21, 10) squared positions, which decides which BGN group counts fit.
+
+Every norm is followed by a ReLU: a norm with a built-in activation (FRN,
+EvoNorm) keeps it and the ReLU becomes an identity
+(:func:`normlayers.activation_after`; the Sequential's indices, and so the
+state-dict keys, are the same for every norm). ``weight_standardization``
+standardizes the four convolutions (:func:`normlayers.standardize_convolutions`).
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from normlayers import create_norm
+from normlayers import activation_after, create_norm, standardize_convolutions
 
 __all__ = ["Conv4", "Conv4Classifier", "feature_size", "conv4_name"]
 
@@ -45,17 +51,14 @@ class Conv4(nn.Module):
         torch.Size([2, 64])
     """
 
-    def __init__(self, in_channels: int, filters: int, norm: str) -> None:
+    def __init__(self, in_channels: int, filters: int, norm: str, weight_standardization: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = in_channels
         for _ in range(BLOCKS):
-            layers += [
-                nn.Conv2d(channels, filters, kernel_size=3, padding=1),
-                create_norm(norm, filters),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            ]
+            layer = create_norm(norm, filters)
+            layers += [nn.Conv2d(channels, filters, kernel_size=3, padding=1), layer, activation_after(layer),
+                       nn.MaxPool2d(2)]
             channels = filters
         self.blocks = nn.Sequential(*layers)
         self.filters = filters
@@ -63,6 +66,8 @@ class Conv4(nn.Module):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(module.bias)
+        if weight_standardization:
+            standardize_convolutions(self)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.blocks(x).flatten(1)
@@ -75,9 +80,10 @@ class Conv4Classifier(nn.Module):
     head alone.
     """
 
-    def __init__(self, in_channels: int, filters: int, norm: str, image_size: int, ways: int) -> None:
+    def __init__(self, in_channels: int, filters: int, norm: str, image_size: int, ways: int,
+                 weight_standardization: bool = False) -> None:
         super().__init__()
-        self.features = Conv4(in_channels, filters, norm)
+        self.features = Conv4(in_channels, filters, norm, weight_standardization)
         self.head = nn.Linear(feature_size(filters, image_size), ways)
 
     def forward(self, x: Tensor) -> Tensor:

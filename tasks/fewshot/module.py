@@ -19,6 +19,8 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from normlayers import standardize_convolutions
+
 from ..runner.step_logging import check_and_log_train_loss
 from .data.episodes import Episode, split_episode
 from .methods import ANIL, MAML, EpisodicLearner, ProtoNet
@@ -34,13 +36,18 @@ def test_metric(name: str) -> str:
 
 
 def build_learner(method: str, *, in_channels: int, filters: int, norm: str, image_size: int, ways: int, joint: bool,
-                  inner: dict[str, Any] | None) -> EpisodicLearner:
+                  inner: dict[str, Any] | None, weight_standardization: bool = False) -> EpisodicLearner:
+    """The method's learner; ``weight_standardization`` standardizes every convolution (the CNN-4's four)."""
+    learner: EpisodicLearner
     if method == "protonet":
-        return ProtoNet(in_channels, filters, norm, joint)
-    assert inner is not None
-    cls = MAML if method == "maml" else ANIL
-    return cls(in_channels, filters, norm, image_size, ways, joint, inner_lr=inner["inner_lr"],
-               train_steps=inner["train_steps"], test_steps=inner["test_steps"], first_order=inner["first_order"])
+        learner = ProtoNet(in_channels, filters, norm, joint)
+    else:
+        assert inner is not None
+        cls = MAML if method == "maml" else ANIL
+        learner = cls(in_channels, filters, norm, image_size, ways, joint, inner_lr=inner["inner_lr"],
+                      train_steps=inner["train_steps"], test_steps=inner["test_steps"],
+                      first_order=inner["first_order"])
+    return standardize_convolutions(learner) if weight_standardization else learner
 
 
 class FewShotModule(L.LightningModule):
@@ -62,12 +69,14 @@ class FewShotModule(L.LightningModule):
         lr_halve_every: int,
         inner: dict[str, Any] | None = None,
         test_sets: list[str] | None = None,
+        weight_standardization: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # plain values only: checkpoints load with weights_only=True
         self.automatic_optimization = False
         self.learner = build_learner(method, in_channels=in_channels, filters=filters, norm=norm,
-                                     image_size=image_size, ways=ways, joint=forward == "joint", inner=inner)
+                                     image_size=image_size, ways=ways, joint=forward == "joint", inner=inner,
+                                     weight_standardization=weight_standardization)
         self.ways, self.shots, self.norm_mode = ways, shots, norm_mode
         self.test_sets = list(test_sets or ["test"])
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)

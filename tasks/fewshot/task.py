@@ -152,8 +152,8 @@ class FewShotTask(Task):
         c = _cfg(cfg)
         channels, size, _ = FEWSHOT_DATASETS[c.data.name].input_shape
         if c.method == "maml":
-            return Conv4Classifier(channels, filters_of(c), str(c.norm), size, c.ways)
-        return Conv4(channels, filters_of(c), str(c.norm))
+            return Conv4Classifier(channels, filters_of(c), str(c.norm), size, c.ways, c.model.weight_standardization)
+        return Conv4(channels, filters_of(c), str(c.norm), c.model.weight_standardization)
 
     # --- building -------------------------------------------------------------------------------------
     def build(self, cfg: RunConfig, stage: Stage, earlier: dict[str, StageResult]
@@ -175,7 +175,7 @@ class FewShotTask(Task):
             norm=str(c.norm), method=c.method, ways=c.ways, shots=c.shots, in_channels=dataset.channels,
             image_size=dataset.image_size, filters=filters_of(c), forward=forward_of(c), norm_mode=norm_mode_of(c),
             mean=list(dataset.mean), std=list(dataset.std), lr=section.lr, lr_halve_every=section.lr_halve_every,
-            inner=inner, test_sets=test_sets)
+            inner=inner, test_sets=test_sets, weight_standardization=c.model.weight_standardization)
         return module, FewShotDataModule(dataset, settings)
 
     def stage_outputs(self, cfg: RunConfig, stage: Stage, module: L.LightningModule) -> dict[str, Any]:

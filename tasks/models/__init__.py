@@ -10,6 +10,8 @@ from typing import Callable
 
 from torch import nn
 
+from normlayers import standardize_convolutions
+
 from .cifar_resnet import CIFAR_DEPTHS, cifar_resnet
 from .imagenet_resnet import IMAGENET_MODELS, imagenet_resnet
 
@@ -39,21 +41,25 @@ def build_model(
     in_channels: int = 3,
     width: int = 16,
     zero_init_residual: bool = False,
+    weight_standardization: bool = False,
 ) -> nn.Module:
     """Build ``name`` with normalization ``norm`` (a registry spec) in every slot.
 
     CIFAR-style ResNets (``resnet8/20/32/44/56/110``) are for 28-32 pixel inputs
     and take ``width`` (channels of the first stage); torchvision's ResNets
     (``resnet18/34/50``) are for ImageNet-sized inputs and ignore it.
+    ``weight_standardization`` standardizes every convolution's weight
+    (:func:`normlayers.standardize_convolutions`; parameter names unchanged).
     """
     try:
         builder = _BUILDERS[name]
     except KeyError:
         raise UnknownModelError(f"unknown model {name!r}; available: {', '.join(_BUILDERS)}") from None
-    return builder(
+    model = builder(
         norm=norm,
         num_classes=num_classes,
         in_channels=in_channels,
         width=width,
         zero_init_residual=zero_init_residual,
     )
+    return standardize_convolutions(model) if weight_standardization else model

@@ -3,6 +3,11 @@
 Shortcuts that change shape are 1x1 convolutions followed by the registry norm
 (option B), so every normalization slot of the network, projections included,
 holds the layer under test. Stage widths are ``width``, 2x and 4x.
+
+A norm with a built-in activation (FRN, EvoNorm) keeps it where a ReLU follows
+(the stem, each block's first norm, whose ReLU becomes an identity) and has it
+switched off before the residual add (each block's second norm and the
+shortcut's), see :mod:`normlayers.activation`.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from normlayers import create_norm
+from normlayers import activation_after, create_norm
 
 CIFAR_DEPTHS = (8, 14, 20, 32, 44, 56, 110)
 
@@ -20,15 +25,17 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
         self.norm1 = create_norm(norm, planes)
+        self.act1 = activation_after(self.norm1)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.norm2 = create_norm(norm, planes)
-        self.relu = nn.ReLU(inplace=True)
+        self.norm2 = create_norm(norm, planes, activation=False)  # before the add
+        self.relu = nn.ReLU(inplace=True)  # after the add
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), create_norm(norm, planes))
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False),
+                                          create_norm(norm, planes, activation=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.norm1(self.conv1(x)))
+        out = self.act1(self.norm1(self.conv1(x)))
         out = self.norm2(self.conv2(out))
         return self.relu(out + self.shortcut(x))
 
@@ -39,9 +46,9 @@ class CifarResNet(nn.Module):
         if (depth - 2) % 6 != 0:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
         blocks = (depth - 2) // 6
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), create_norm(norm, width), nn.ReLU(inplace=True)
-        )
+        stem_norm = create_norm(norm, width)
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), stem_norm,
+                                  activation_after(stem_norm))
         stages, in_planes = [], width
         for i, planes in enumerate((width, 2 * width, 4 * width)):
             layers = []

@@ -18,7 +18,7 @@ from ..data.config import DataConfig
 from ..runner.checks import FRACTION, NON_NEGATIVE, POSITIVE, Rule, at_least, between, checked, non_negative_int, positive_int
 from ..runner.config import RunConfig
 
-__all__ = ["NasDataConfig", "NasOptions", "SearchConfig", "RetrainConfig", "NasConfig"]
+__all__ = ["NasDataConfig", "NasModelConfig", "NasOptions", "SearchConfig", "RetrainConfig", "NasConfig"]
 
 _OPEN_FRACTION = between(0, 1, low_open=True, high_open=True)
 _MAX_STEPS = Rule(lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == -1 or v >= 1),
@@ -38,6 +38,19 @@ class NasDataConfig(DataConfig):
     """
 
     pad_to: int = checked(32, non_negative_int)
+
+
+@dataclass
+class NasModelConfig:
+    """What both networks (the supernet and the final network) share; their sizes are in search and retrain.
+
+    Attributes:
+        weight_standardization: standardize every convolution's weight per output channel (Qiao et al., 2019;
+            normlayers.weight_standardization) in the supernet and the final network; tables label such runs
+            "<norm> + WS".
+    """
+
+    weight_standardization: bool = False
 
 
 @dataclass
@@ -147,12 +160,14 @@ class NasConfig(RunConfig):
 
     Attributes:
         data: data set and input pipeline.
+        model: options of both networks (weight standardization).
         nas: search order or a fixed genotype.
         search: the supernet and its optimizers.
         retrain: the final network and its optimizer.
     """
 
     data: NasDataConfig = field(default_factory=NasDataConfig)
+    model: NasModelConfig = field(default_factory=NasModelConfig)
     nas: NasOptions = field(default_factory=NasOptions)
     search: SearchConfig = field(default_factory=SearchConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)

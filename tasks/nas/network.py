@@ -5,7 +5,12 @@ As in the paper's CIFAR network: a 3C stem, ``layers`` cells with reductions at
 an auxiliary classifier on the 8x8 maps after the second reduction cell (DARTS'
 head pools 8x8 to 2x2 and ends in a 2x2 convolution, so it needs 32x32 inputs).
 The norm under test, with its own affine parameters, is in every norm slot,
-the auxiliary head's included.
+the auxiliary head's included. As in the ops, the stem's norm has no activation
+of its own (``activation=False``): every state of the network is pre-activation
+and each op that reads it starts with a ReLU. Only the auxiliary head's norms
+are followed by a ReLU of their own (:func:`normlayers.activation_after`).
+``weight_standardization`` standardizes every convolution
+(:func:`normlayers.standardize_convolutions`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from normlayers import activation_after, standardize_convolutions
 from normlayers.spec import SpecLike
 
 from .genotypes import Genotype
@@ -71,11 +77,12 @@ class AuxiliaryHead(nn.Module):
 
     def __init__(self, channels: int, num_classes: int, norm: NormFactory) -> None:
         super().__init__()
+        norm1, norm2 = norm(128), norm(768)
         self.features = nn.Sequential(
             nn.ReLU(inplace=True),
             nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),
-            nn.Conv2d(channels, 128, 1, bias=False), norm(128), nn.ReLU(inplace=True),
-            nn.Conv2d(128, 768, 2, bias=False), norm(768), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, 128, 1, bias=False), norm1, activation_after(norm1),
+            nn.Conv2d(128, 768, 2, bias=False), norm2, activation_after(norm2),
         )
         self.classifier = nn.Linear(768, num_classes)
 
@@ -104,14 +111,16 @@ class EvalNetwork(nn.Module):
 
     def __init__(self, genotype: Genotype, channels: int, num_classes: int, layers: int, norm: SpecLike,
                  in_channels: int = 3, auxiliary: bool = False, stem_multiplier: int = 3,
-                 norm_factory_of: Callable[[SpecLike], NormFactory] = norm_factory) -> None:
+                 norm_factory_of: Callable[[SpecLike], NormFactory] = norm_factory,
+                 weight_standardization: bool = False) -> None:
         super().__init__()
         if layers < 3:
             raise ValueError(f"a DARTS network needs at least 3 cells, got {layers}")
         make_norm = norm_factory_of(norm)
         self.drop_path_prob = 0.0
         c_curr = stem_multiplier * channels
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), make_norm(c_curr))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False),
+                                  make_norm(c_curr, activation=False))
         c_prev_prev, c_prev, c_curr = c_curr, c_curr, channels
         reductions = reduction_positions(layers)
         self.aux_position = reductions[1]
@@ -131,6 +140,8 @@ class EvalNetwork(nn.Module):
         self.auxiliary_head = AuxiliaryHead(c_aux, num_classes, make_norm) if auxiliary else None
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
+        if weight_standardization:
+            standardize_convolutions(self)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         aux = None

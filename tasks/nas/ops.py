@@ -6,25 +6,35 @@ Every op takes a ``norm`` factory (channels -> module) instead of building
 DARTS exactly (Liu et al., 2019, and its reference code): separable convolutions
 are applied twice, dilated ones once, and a stride-2 skip connection is a
 FactorizedReduce, which concatenates two C/2 halves before its norm.
+
+Every op ends in its norm and every op starts with its own ReLU, so no norm of
+an op has an activation after it: each is built with ``activation=False``,
+which switches off a built-in activation (FRN's TLU, EvoNorm) and changes
+nothing for other norms (see :mod:`normlayers.activation`).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
 __all__ = ["NormFactory", "ReLUConvNorm", "DilConv", "SepConv", "Zero", "FactorizedReduce", "build_op"]
 
-NormFactory = Callable[[int], nn.Module]
+
+class NormFactory(Protocol):
+    """``channels -> norm layer``; ``activation=False`` for a slot with no activation after it (as create_norm)."""
+
+    def __call__(self, num_channels: int, *, activation: bool = True) -> nn.Module: ...
 
 
 class ReLUConvNorm(nn.Sequential):
     """ReLU, convolution, norm: the cells' preprocessing of their inputs."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, norm: NormFactory) -> None:
-        super().__init__(nn.ReLU(inplace=False), nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False), norm(c_out))
+        super().__init__(nn.ReLU(inplace=False), nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False),
+                         norm(c_out, activation=False))
 
 
 class DilConv(nn.Sequential):
@@ -36,7 +46,7 @@ class DilConv(nn.Sequential):
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
             nn.Conv2d(c_in, c_out, 1, bias=False),
-            norm(c_out),
+            norm(c_out, activation=False),
         )
 
 
@@ -77,7 +87,7 @@ class FactorizedReduce(nn.Module):
         self.relu = nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
         self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.norm = norm(c_out)
+        self.norm = norm(c_out, activation=False)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.relu(x)
@@ -96,7 +106,7 @@ def build_op(name: str, channels: int, stride: int, norm: NormFactory, *, norm_a
     if name in ("max_pool_3x3", "avg_pool_3x3"):
         pool: nn.Module = (nn.MaxPool2d(3, stride=stride, padding=1) if name == "max_pool_3x3"
                            else nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False))
-        return nn.Sequential(pool, norm(channels)) if norm_after_pool else pool
+        return nn.Sequential(pool, norm(channels, activation=False)) if norm_after_pool else pool
     if name == "skip_connect":
         return nn.Identity() if stride == 1 else FactorizedReduce(channels, channels, norm)
     if name == "sep_conv_3x3":

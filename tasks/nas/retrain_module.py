@@ -27,11 +27,12 @@ __all__ = ["RetrainModule"]
 class RetrainModule(L.LightningModule):
     def __init__(self, *, genotype: str, norm: str, in_channels: int, num_classes: int, layers: int, channels: int,
                  lr: float, lr_min: float, momentum: float, weight_decay: float, grad_clip: float,
-                 auxiliary_weight: float, drop_path_prob: float, max_batches: int = -1) -> None:
+                 auxiliary_weight: float, drop_path_prob: float, max_batches: int = -1,
+                 weight_standardization: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = EvalNetwork(parse_genotype(genotype), channels, num_classes, layers, norm, in_channels,
-                               auxiliary=auxiliary_weight > 0)
+                               auxiliary=auxiliary_weight > 0, weight_standardization=weight_standardization)
         self.metrics = torch.nn.ModuleDict({split: MulticlassAccuracy(num_classes, average="micro")
                                             for split in ("val", "test")})
         self._total_batches = 1

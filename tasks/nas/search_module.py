@@ -74,11 +74,12 @@ class SearchModule(L.LightningModule):
     def __init__(self, *, norm: str, in_channels: int, num_classes: int, layers: int, channels: int,
                  order: str, fd_epsilon: float, weight_lr: float, weight_lr_min: float, momentum: float,
                  weight_decay: float, grad_clip: float, arch_lr: float, arch_betas: tuple[float, float],
-                 arch_weight_decay: float, max_batches: int = -1) -> None:
+                 arch_weight_decay: float, max_batches: int = -1, weight_standardization: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.net = SuperNet(channels, num_classes, layers, norm, in_channels)
+        self.net = SuperNet(channels, num_classes, layers, norm, in_channels,
+                            weight_standardization=weight_standardization)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
 
     @property

@@ -55,7 +55,7 @@ class _Probe(nn.Module):
 def _probing(record: set[tuple[str, Shape]]) -> Callable[[SpecLike], NormFactory]:
     def factory_of(spec: SpecLike) -> NormFactory:
         role = "ops" if resolve_norm(spec).kwargs.get("affine") is False else "affine"
-        return lambda channels: _Probe(role, record)
+        return lambda channels, activation=True: _Probe(role, record)
 
     return factory_of
 

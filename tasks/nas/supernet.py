@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from normlayers import standardize_convolutions
 from normlayers.spec import SpecLike
 
 from .genotypes import PRIMITIVES, Genotype, derive_genotype
@@ -80,6 +81,10 @@ class SuperNet(nn.Module):
         in_channels: image channels.
         steps, multiplier, stem_multiplier: DARTS' 4 nodes, 4 concatenated states, 3C stem.
         norm_factory_of: spec -> norm factory (the dry run passes one that records the norm slots' input shapes).
+        weight_standardization: standardize every convolution (normlayers.standardize_convolutions).
+
+    Every norm, the stem's included, is built with ``activation=False``: each state
+    is pre-activation, and the ops that read it start with their own ReLU.
 
     Example:
         >>> net = SuperNet(channels=4, num_classes=10, layers=3, norm="bgn:num_groups=2", in_channels=1)
@@ -91,7 +96,8 @@ class SuperNet(nn.Module):
 
     def __init__(self, channels: int, num_classes: int, layers: int, norm: SpecLike, in_channels: int = 3,
                  steps: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
-                 norm_factory_of: Callable[[SpecLike], NormFactory] = norm_factory) -> None:
+                 norm_factory_of: Callable[[SpecLike], NormFactory] = norm_factory,
+                 weight_standardization: bool = False) -> None:
         super().__init__()
         if layers < 3:
             raise ValueError(f"a DARTS network needs at least 3 cells, got {layers}")
@@ -99,7 +105,8 @@ class SuperNet(nn.Module):
         self.supernet_norm = without_affine(norm)
         op_norm = norm_factory_of(self.supernet_norm)
         c_curr = stem_multiplier * channels
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), norm_factory_of(norm)(c_curr))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False),
+                                  norm_factory_of(norm)(c_curr, activation=False))
         c_prev_prev, c_prev, c_curr = c_curr, c_curr, channels
         reductions = reduction_positions(layers)
         self.cells = nn.ModuleList()
@@ -116,6 +123,8 @@ class SuperNet(nn.Module):
         num_edges = sum(range(2, steps + 2))
         self.alphas_normal = nn.Parameter(1e-3 * torch.randn(num_edges, len(PRIMITIVES)))
         self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(num_edges, len(PRIMITIVES)))
+        if weight_standardization:
+            standardize_convolutions(self)
 
     def forward(self, x: Tensor) -> Tensor:
         weights_normal = F.softmax(self.alphas_normal, dim=-1)

@@ -177,12 +177,14 @@ class NasTask(Task):
 
     def _supernet(self, cfg: NasConfig) -> SuperNet:
         info = get_dataset_info(cfg.data.name)
-        return SuperNet(cfg.search.channels, info.num_classes, cfg.search.layers, str(cfg.norm), info.channels)
+        return SuperNet(cfg.search.channels, info.num_classes, cfg.search.layers, str(cfg.norm), info.channels,
+                        weight_standardization=cfg.model.weight_standardization)
 
     def _network(self, cfg: NasConfig, genotype: Genotype) -> EvalNetwork:
         info = get_dataset_info(cfg.data.name)
         return EvalNetwork(genotype, cfg.retrain.channels, info.num_classes, cfg.retrain.layers, str(cfg.norm),
-                           info.channels, auxiliary=cfg.retrain.auxiliary_weight > 0)
+                           info.channels, auxiliary=cfg.retrain.auxiliary_weight > 0,
+                           weight_standardization=cfg.model.weight_standardization)
 
     def build_network(self, cfg: RunConfig) -> nn.Module:
         cfg = _cfg(cfg)
@@ -225,7 +227,7 @@ class NasTask(Task):
                 channels=s.channels, order=cfg.nas.order, fd_epsilon=cfg.nas.fd_epsilon, weight_lr=s.lr * scale,
                 weight_lr_min=s.lr_min * scale, momentum=s.momentum, weight_decay=s.weight_decay, grad_clip=s.grad_clip,
                 arch_lr=s.arch_lr, arch_betas=(s.arch_beta1, s.arch_beta2), arch_weight_decay=s.arch_weight_decay,
-                max_batches=s.max_steps)
+                max_batches=s.max_steps, weight_standardization=cfg.model.weight_standardization)
             return module, datamodule
         r = cfg.retrain
         genotype = earlier["search"].outputs["genotype"] if "search" in earlier else str(fixed_genotype(cfg)[1])
@@ -235,7 +237,8 @@ class NasTask(Task):
             genotype=genotype, norm=str(cfg.norm), in_channels=info.channels, num_classes=info.num_classes,
             layers=r.layers, channels=r.channels, lr=r.lr * scale, lr_min=r.lr_min * scale, momentum=r.momentum,
             weight_decay=r.weight_decay, grad_clip=r.grad_clip, auxiliary_weight=r.auxiliary_weight,
-            drop_path_prob=r.drop_path_prob, max_batches=cfg.trainer.max_steps)
+            drop_path_prob=r.drop_path_prob, max_batches=cfg.trainer.max_steps,
+            weight_standardization=cfg.model.weight_standardization)
         return module, datamodule
 
     def stage_outputs(self, cfg: RunConfig, stage: Stage, module: L.LightningModule) -> dict[str, Any]:

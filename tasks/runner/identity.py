@@ -15,7 +15,12 @@ from .prepare import coordinates_of
 from .task import Task
 from .world import world_size_of
 
-__all__ = ["identity_fields", "declaration_fields", "summary_declarations"]
+__all__ = ["identity_fields", "declaration_fields", "summary_declarations", "weight_standardization_of"]
+
+
+def weight_standardization_of(cfg: RunConfig) -> bool:
+    """``model.weight_standardization`` of the task's config (False for a task without the option)."""
+    return bool(getattr(getattr(cfg, "model", None), "weight_standardization", False))
 
 
 def identity_fields(cfg: RunConfig, task: Task) -> dict[str, Any]:
@@ -46,6 +51,7 @@ def identity_fields(cfg: RunConfig, task: Task) -> dict[str, Any]:
         "epochs": cfg.trainer.epochs,
         "precision": cfg.trainer.precision,
         "compile": cfg.trainer.compile,
+        "weight_standardization": weight_standardization_of(cfg),
     }
 
 

@@ -28,7 +28,7 @@ import torch
 from ..data.errors import DataError
 from .callbacks import DivergedError, LeaseLostError
 from .config import RunConfig
-from .identity import declaration_fields, identity_fields
+from .identity import declaration_fields, identity_fields, weight_standardization_of
 from .lease import RunLease, lease_holder
 from .loggers import logger_record_fields
 from .prepare import coordinates_of, prepare
@@ -55,7 +55,8 @@ class RunOutcome:
 
 def run_directory(cfg: RunConfig, task: Task) -> Path:
     dataset, model = task.identity(cfg)
-    name = cfg.run_name or run_id(task.name, dataset, model, str(cfg.norm), task.normalization_batch(cfg), cfg.seed,
+    norm = str(cfg.norm) + ("+ws" if weight_standardization_of(cfg) else "")  # GN + WS runs beside GN's
+    name = cfg.run_name or run_id(task.name, dataset, model, norm, task.normalization_batch(cfg), cfg.seed,
                                   coordinates_of(cfg, task))
     base = Path(cfg.out_dir).expanduser()
     return (base / cfg.sweep / name) if cfg.sweep else (base / name)

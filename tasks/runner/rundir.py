@@ -42,7 +42,7 @@ OPERATIONAL_KEYS = {
     "data.eval_batch_size",
 }
 # Keys added after runs were written: a config.yaml without one means its default (resuming is not refused).
-ADDED_KEYS = {"trainer.compile": False}
+ADDED_KEYS = {"trainer.compile": False, "model.weight_standardization": False}
 
 
 def slug(text: str) -> str:

@@ -69,6 +69,8 @@ class UdaModelConfig:
             backbone where names and shapes match; null trains from scratch (numbers then are not comparable
             to published ones, which start from ImageNet weights).
         backbone_lr_mult: learning-rate factor of the backbone (0.1 with pretrained weights, as usual).
+        weight_standardization: standardize every convolution's weight per output channel (Qiao et al., 2019;
+            normlayers.weight_standardization); tables label such runs "<norm> + WS".
     """
 
     name: Literal["lenet", "resnet50"] = "lenet"
@@ -76,6 +78,7 @@ class UdaModelConfig:
     feature_dim: int = checked(128, positive_int)
     weights: Optional[str] = None
     backbone_lr_mult: float = checked(1.0, POSITIVE)
+    weight_standardization: bool = False
 
 
 @dataclass

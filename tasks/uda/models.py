@@ -11,6 +11,13 @@ adversary.
 - ``resnet50``: torchvision's ResNet-50 with the norm in every slot, pooled
   2048-d features, then a ``feature_dim`` bottleneck (linear + ReLU). It trains
   from scratch unless ``model.weights`` names a local checkpoint.
+
+Every norm of the LeNet is followed by a ReLU: a norm with a built-in
+activation (FRN, EvoNorm) keeps it and the ReLU becomes an identity
+(:func:`normlayers.activation_after`); the ResNet-50 handles its slots as
+:mod:`tasks.models.imagenet_resnet` says. ``weight_standardization``
+standardizes every convolution of the extractor
+(:func:`normlayers.standardize_convolutions`).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from normlayers import create_norm
+from normlayers import activation_after, create_norm, standardize_convolutions
 
 __all__ = ["LeNetFeatures", "ResNet50Features", "UdaNetwork", "build_network", "load_matching_weights"]
 
@@ -30,11 +37,10 @@ class LeNetFeatures(nn.Module):
 
     def __init__(self, norm: str, in_channels: int, image_size: int, width: int, feature_dim: int) -> None:
         super().__init__()
+        norm1, norm2 = create_norm(norm, width), create_norm(norm, 2 * width)
         self.conv = nn.Sequential(
-            nn.Conv2d(in_channels, width, 5, padding=2, bias=False), create_norm(norm, width), nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 5, padding=2, bias=False), create_norm(norm, 2 * width), nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, width, 5, padding=2, bias=False), norm1, activation_after(norm1), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 5, padding=2, bias=False), norm2, activation_after(norm2), nn.MaxPool2d(2),
         )
         side = image_size // 4
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(2 * width * side * side, feature_dim), nn.ReLU(inplace=True))
@@ -102,11 +108,20 @@ class UdaNetwork(nn.Module):
 
 
 def build_network(name: str, *, norm: str, num_classes: int, in_channels: int, image_size: int, width: int,
-                  feature_dim: int, weights: str | None = None) -> UdaNetwork:
+                  feature_dim: int, weights: str | None = None, weight_standardization: bool = False) -> UdaNetwork:
+    """``name``'s extractor and a linear classifier; ``weight_standardization`` standardizes every convolution.
+
+    The standardization is applied after ``weights`` are loaded: a checkpoint holds raw weights either way.
+    """
+    features: nn.Module
     if name == "lenet":
-        return UdaNetwork(LeNetFeatures(norm, in_channels, image_size, width, feature_dim), num_classes)
-    if name == "resnet50":
+        features = LeNetFeatures(norm, in_channels, image_size, width, feature_dim)
+    elif name == "resnet50":
         if in_channels != 3:
             raise ValueError("resnet50 takes 3-channel images")
-        return UdaNetwork(ResNet50Features(norm, feature_dim, weights), num_classes)
-    raise ValueError(f"unknown model {name!r}; choose lenet or resnet50")
+        features = ResNet50Features(norm, feature_dim, weights)
+    else:
+        raise ValueError(f"unknown model {name!r}; choose lenet or resnet50")
+    if weight_standardization:
+        standardize_convolutions(features)
+    return UdaNetwork(features, num_classes)

@@ -66,7 +66,7 @@ class UdaModule(L.LightningModule):
         self.optim_cfg, self.backbone_lr_mult = optim, model.backbone_lr_mult
         self.net = build_network(model.name, norm=norm, num_classes=num_classes, in_channels=in_channels,
                                  image_size=image_size, width=model.width, feature_dim=model.feature_dim,
-                                 weights=model.weights)
+                                 weights=model.weights, weight_standardization=model.weight_standardization)
         self.entropy_conditioning = method == "cdan" and cdan.entropy_conditioning
         self.conditioning: nn.Module | None = None
         self.discriminator: DomainDiscriminator | None = None

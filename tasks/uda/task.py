@@ -131,15 +131,16 @@ class UdaTask(Task):
         channels, size = self._geometry(cfg)
         source, _ = self._domains(cfg)
         return build_network(cfg.model.name, norm=str(cfg.norm), num_classes=source.num_classes, in_channels=channels,
-                             image_size=size, width=cfg.model.width, feature_dim=cfg.model.feature_dim)
+                             image_size=size, width=cfg.model.width, feature_dim=cfg.model.feature_dim,
+                             weight_standardization=cfg.model.weight_standardization)
 
     def dry_run(self, cfg: RunConfig) -> None:
         """The shared dry forward pass, once per network shape and benchmark: the method and the direction
         do not change the feature extractor, so a sweep's methods and pairs share one verdict."""
         c = _cfg(cfg)
         source, _ = self._domains(c)
-        key = (str(c.norm), c.model.name, c.model.width, c.model.feature_dim, self.input_shape(c), source.num_classes,
-               self.identity(c)[0])
+        key = (str(c.norm), c.model.name, c.model.width, c.model.feature_dim, c.model.weight_standardization,
+               self.input_shape(c), source.num_classes, self.identity(c)[0])
         if key not in _dry_run_verdicts:
             try:
                 super().dry_run(cfg)

@@ -10,6 +10,7 @@ from normlayers import find_norm_layers, list_norms, resolve_norm
 from tasks.nas.data import cutout
 from tasks.nas.genotypes import PRIMITIVES, PUBLISHED, GenotypeError, derive_genotype, parse_genotype, resolve_genotype
 from tasks.nas.network import EvalNetwork, drop_path
+from tasks.nas.norms import norm_factory
 from tasks.nas.ops import DilConv, FactorizedReduce, SepConv, Zero, build_op
 from tasks.nas.shapes import COVERING_GENOTYPE, network_slots, supernet_slots
 from tasks.nas.supernet import ARCH_PARAMETER_NAMES, SuperNet
@@ -118,7 +119,9 @@ def test_every_registry_norm_works_affine_free_in_the_supernet(norm: str) -> Non
     assert len(stem) == 1 and len(ops) == 3 * 2 + 3 * 14 * 8 + 2 * 8 == 358
     if any(p.name == "affine" for p in entry.params):
         assert stem[0].kwargs["affine"] is True
-        assert all(r.kwargs == {**resolve_norm(norm).kwargs, "affine": False} for _, r in ops)
+        # every op's norm ends the op: a built-in activation (FRN, EvoNorm) is off there
+        off = {"apply_act": False} if entry.builtin_activation is not None else {}
+        assert all(r.kwargs == {**resolve_norm(norm).kwargs, "affine": False, **off} for _, r in ops)
         assert sum(p.numel() for m, _ in ops for p in m.parameters()) == 0  # no learned scale in any op
         assert resolve_norm(net.supernet_norm).kwargs == {**resolve_norm(norm).kwargs, "affine": False}
     else:
@@ -131,23 +134,26 @@ def test_every_registry_norm_works_affine_free_in_the_supernet(norm: str) -> Non
 
 
 def test_factorized_reduce_normalizes_the_concatenated_halves_with_the_group_rules() -> None:
-    fr = FactorizedReduce(8, 6, lambda c: __import__("normlayers").create_norm("gn:num_groups=4", c))
+    fr = FactorizedReduce(8, 6, lambda c, activation=True: __import__("normlayers").create_norm("gn:num_groups=4", c))
     assert fr.norm.num_channels == 6 and fr.norm.num_groups == 3  # GN: the largest divisor of C=6 below 4
     assert fr(torch.randn(2, 8, 16, 16)).shape == (2, 6, 8, 8)
     with pytest.raises(ValueError, match="even number of output channels"):
         FactorizedReduce(8, 5, nn.BatchNorm2d)
 
 
+BN = norm_factory("bn")  # channels -> norm, taking activation= like create_norm
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_every_op_keeps_channels_and_strides_the_map(stride: int) -> None:
     x = torch.randn(2, 6, 8, 8)
     for name in PRIMITIVES:
-        op = build_op(name, 6, stride, nn.BatchNorm2d, norm_after_pool=True)
+        op = build_op(name, 6, stride, BN, norm_after_pool=True)
         assert op(x).shape == (2, 6, 8 // stride, 8 // stride), name
-    assert isinstance(build_op("sep_conv_5x5", 6, 1, nn.BatchNorm2d), SepConv)
-    assert isinstance(build_op("dil_conv_5x5", 6, 1, nn.BatchNorm2d)[1], nn.Conv2d)
-    assert build_op("dil_conv_5x5", 6, 1, nn.BatchNorm2d)[1].dilation == (2, 2)
-    assert isinstance(build_op("dil_conv_3x3", 6, 1, nn.BatchNorm2d), DilConv)
+    assert isinstance(build_op("sep_conv_5x5", 6, 1, BN), SepConv)
+    assert isinstance(build_op("dil_conv_5x5", 6, 1, BN)[1], nn.Conv2d)
+    assert build_op("dil_conv_5x5", 6, 1, BN)[1].dilation == (2, 2)
+    assert isinstance(build_op("dil_conv_3x3", 6, 1, BN), DilConv)
     assert torch.equal(Zero(stride)(x), torch.zeros(2, 6, 8 // stride, 8 // stride))
 
 

@@ -22,7 +22,8 @@ TEST_CONFIG = str(REPO / "configs" / "classification" / "test.yaml")
 RECORD_KEYS = {
     "schema", "run_id", "sweep", "task", "dataset", "model", "coordinates", "norm", "norm_name", "norm_label",
     "norm_num_groups", "norm_args", "uses_batch_stats", "batch_size", "batch_size_meaning", "world_size",
-    "global_batch_size", "sync_norm", "seed", "profile", "epochs", "precision", "compile", "status", "error", "primary_metric",
+    "global_batch_size", "sync_norm", "seed", "profile", "epochs", "precision", "compile", "weight_standardization",
+    "status", "error", "primary_metric",
     "primary_mode", "report_metrics", "metric_declarations", "table_axis", "axis_value", "axis_label", "axis_order",
     "axis_average", "selection", "protocol", "images_per_step", "selected_epoch", "epochs_completed", "steps",
     "wall_time_s", "train_images_per_s", "started_at", "finished_at", "host", "device", "git_commit", "git_dirty",
