@@ -13,6 +13,7 @@ from . import catalog as _catalog  # noqa: F401  (registers the built-in layers)
 from .activation import activation_after, applies_own_activation
 from .bgn import BatchGroupNorm, GroupStatistics
 from .layers import GroupNorm, InstanceNorm, LayerNorm2d, PositionalNorm
+from .pooling import Pooling
 from .registry import (
     NormEntry,
     NormParam,
@@ -26,7 +27,6 @@ from .registry import (
     register_norm,
     resolve_norm,
 )
-from .pooling import Pooling
 from .spec import NormSpec, NormSpecError, parse_norm_spec
 from .sync import SyncGroupStatistics, convert_sync_norms, revert_sync_norms
 from .weight_standardization import WSConv2d, is_standardized, standardize_convolutions
