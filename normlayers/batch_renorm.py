@@ -18,7 +18,8 @@ current step lives in the long buffer ``ramp_step`` (saved in checkpoints).
 Who advances it is the attribute ``ramp_driver``:
 
 - ``"forward"`` (default, for plain PyTorch use): every train-mode forward
-  uses the current step, then advances it by one;
+  uses the current step, then advances it by one (except in a re-estimation
+  pass, ``momentum=None``, see below);
 - ``"external"``: forwards never touch it; the owner calls
   :meth:`BatchRenorm.set_ramp_step`. normbench's runs do this
   (``tasks/runner/ramp.py``) with the number of optimizer steps taken, because
@@ -133,7 +134,7 @@ class BatchRenorm(RunningStats):
                 scale = r / std_b
                 shift = d - mean_b * scale
             self.update_running_stats(mean_b, var_b, x.numel() // x.shape[1])
-            if self._ramp_driver == "forward":
+            if self._ramp_driver == "forward" and self.momentum is not None:  # a re-estimation pass is no step
                 self.ramp_step.add_(1)
         if self.weight is not None:
             scale, shift = scale * self.weight, shift * self.weight + self.bias

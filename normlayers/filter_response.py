@@ -9,6 +9,11 @@ The TLU is the layer's own nonlinearity (registry ``builtin_activation="TLU"``):
 a model puts no ReLU after it. ``apply_act=False`` (the registry sets it for a
 slot with no activation after it) drops the TLU and its τ: z = y.
 
+A model that puts a ReLU after the layer anyway (torchvision's ResNets through
+``norm_layer=``) turns TLU + ReLU into a ReLU: τ starts at 0, where the ReLU
+passes no gradient, so it never moves. normbench's models ask
+:func:`normlayers.activation_after` and leave that ReLU out.
+
 ``affine=False`` drops γ and β only; τ belongs to the activation, so it stays
 while ``apply_act`` is on. ``eps = 1e-6``, the paper's constant.
 

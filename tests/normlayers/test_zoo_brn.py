@@ -160,6 +160,7 @@ def test_a_re_estimation_pass_uses_batch_statistics_only() -> None:
     torch.testing.assert_close(layer(x), bn(x), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(layer.running_mean, bn.running_mean)
     torch.testing.assert_close(layer.running_var, bn.running_var)
+    assert int(layer.ramp_step) == 3  # the pass is not a training step: the ramp stays where training left it
 
 
 def test_affine_false_has_no_parameters() -> None:
