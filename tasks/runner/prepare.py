@@ -36,7 +36,7 @@ def check_batch_statistics(resolved: ResolvedNorm, per_device_batch: int) -> Non
     if resolved.entry.uses_batch_stats and per_device_batch < 2:
         raise ConfigError(
             f"norm {resolved.label} uses batch statistics, which are undefined for a batch of 1 per device "
-            f"(batch_size={per_device_batch}); use batch_size >= 2 or a batch-independent norm (in, ln, gn, pn)"
+            f"(batch_size={per_device_batch}); use batch_size >= 2 or a batch-independent norm (in, ln, gn, pn, frn, evonorm_s0)"
         )
 
 
