@@ -11,7 +11,10 @@ This package imports torch only.
 
 from . import catalog as _catalog  # noqa: F401  (registers the built-in layers)
 from .activation import activation_after, applies_own_activation
+from .batch_renorm import BatchRenorm
 from .bgn import BatchGroupNorm, GroupStatistics
+from .evonorm import EvoNormB0, EvoNormS0
+from .filter_response import FilterResponseNorm
 from .layers import GroupNorm, InstanceNorm, LayerNorm2d, PositionalNorm
 from .pooling import Pooling
 from .registry import (
@@ -28,6 +31,7 @@ from .registry import (
     resolve_norm,
 )
 from .spec import NormSpec, NormSpecError, parse_norm_spec
+from .switchable import SwitchableNorm
 from .sync import SyncGroupStatistics, convert_sync_norms, revert_sync_norms
 from .weight_standardization import WSConv2d, is_standardized, standardize_convolutions
 
@@ -36,6 +40,11 @@ __all__ = [
     "applies_own_activation",
     "Pooling",
     "BatchGroupNorm",
+    "BatchRenorm",
+    "EvoNormB0",
+    "EvoNormS0",
+    "FilterResponseNorm",
+    "SwitchableNorm",
     "GroupStatistics",
     "GroupNorm",
     "InstanceNorm",

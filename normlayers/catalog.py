@@ -1,4 +1,4 @@
-"""The built-in registry entries: BN, IN, LN, GN, PN, BGN and the no-norm baseline.
+"""The built-in registry entries: BN, IN, LN, GN, PN, BGN, BRN, FRN, EvoNorm-B0/S0, SN and the no-norm baseline.
 
 The order here is the row order of every table the reporter writes.
 """
@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from torch import nn
 
+from .batch_renorm import BatchRenorm
 from .bgn import BatchGroupNorm
+from .evonorm import EvoNormB0, EvoNormS0
+from .filter_response import FilterResponseNorm
 from .layers import GroupNorm, InstanceNorm, LayerNorm2d, PositionalNorm
 from .pooling import PER_CHANNEL_BATCH, PER_CHANNEL_SAMPLE, PER_POSITION, PER_SAMPLE, Pooling
 from .registry import NormEntry, NormParam, register_norm
+from .switchable import SwitchableNorm, parse_members
 
 __all__: list[str] = []
 
@@ -25,6 +29,7 @@ MOMENTUM = NormParam(
     "momentum", float, 0.1, "a float in [0, 1], or none for a cumulative average", lambda v: 0 <= v <= 1, nullable=True
 )
 TRACK = NormParam("track_running_stats", bool, True, "true or false")
+APPLY_ACT = NormParam("apply_act", bool, True, "true or false (false: no built-in activation, for a slot without one)")
 
 
 def _batch_norm(num_channels: int, **kwargs) -> nn.Module:
@@ -115,6 +120,108 @@ register_norm(
         syncable=True,
         always_in_spec=("num_groups",),
         pooling=(Pooling(over_batch=True, groups="num_groups"),),
+    )
+)
+register_norm(
+    NormEntry(
+        name="brn",
+        factory=BatchRenorm,
+        label="BRN",
+        description=(
+            "Batch renormalization: BN's batch statistics corrected toward the running ones by r, d clipped to "
+            "[1/r_max, r_max], [-d_max, d_max]; the limits ramp from (1, 0) over ramp_steps training steps. "
+            "affine: per-channel scale and shift."
+        ),
+        params=(
+            NormParam("r_max", float, 3.0, "a float >= 1", lambda v: v >= 1),
+            NormParam("d_max", float, 5.0, "a float >= 0", lambda v: v >= 0),
+            NormParam("ramp_steps", int, 25000, "an integer >= 0 (0: no ramp)", lambda v: v >= 0),
+            EPS,
+            NormParam("momentum", float, 0.01, "a float in (0, 1]", lambda v: 0 < v <= 1),
+            AFFINE,
+        ),
+        uses_batch_stats=True,
+        keeps_running_stats=True,
+        pooling=(PER_CHANNEL_BATCH,),
+    )
+)
+register_norm(
+    NormEntry(
+        name="frn",
+        factory=FilterResponseNorm,
+        label="FRN",
+        description=(
+            "Filter response normalization + TLU: per sample and channel, x / sqrt(mean of x^2 over (H, W) + eps), "
+            "then max(y, tau). affine: per-channel scale and shift (tau belongs to the TLU and stays)."
+        ),
+        params=(
+            NormParam("eps", float, 1e-6, "a float > 0", _positive),
+            AFFINE,
+            APPLY_ACT,
+            NormParam("learnable_eps", bool, False, "true or false"),
+        ),
+        pooling=(PER_CHANNEL_SAMPLE,),
+        builtin_activation="TLU",
+    )
+)
+register_norm(
+    NormEntry(
+        name="evonorm_b0",
+        factory=EvoNormB0,
+        label="EvoNorm-B0",
+        description=(
+            "EvoNorm-B0: x / max(sqrt(batch var + eps), v*x + sqrt(instance var + eps)); running variance for eval. "
+            "apply_act=false: x / sqrt(batch var + eps). affine: per-channel scale and shift (v stays)."
+        ),
+        params=(EPS, MOMENTUM, AFFINE, APPLY_ACT),
+        uses_batch_stats=True,
+        keeps_running_stats=True,
+        pooling=(
+            Pooling(over_batch=True, groups="C", role="batch"),
+            Pooling(over_batch=False, groups="C", role="instance"),
+        ),
+        builtin_activation="EvoNorm-B0",
+    )
+)
+register_norm(
+    NormEntry(
+        name="evonorm_s0",
+        factory=EvoNormS0,
+        label="EvoNorm-S0",
+        description=(
+            "EvoNorm-S0: x * sigmoid(v*x) / sqrt(group var + eps), per sample, groups as GN (largest divisor of C "
+            "below num_groups). apply_act=false: x / sqrt(group var + eps). affine: per-channel scale and shift."
+        ),
+        params=(NormParam("num_groups", int, 32, "an integer >= 1", lambda v: v >= 1, short="G"), EPS, AFFINE, APPLY_ACT),
+        group_param="num_groups",
+        always_in_spec=("num_groups",),
+        pooling=(Pooling(over_batch=False, groups="num_groups"),),
+        builtin_activation="Swish",
+    )
+)
+register_norm(
+    NormEntry(
+        name="sn",
+        factory=SwitchableNorm,
+        label="SN",
+        description=(
+            "Switchable normalization: softmax-weighted means and variances of IN, LN and BN (separate weights); "
+            "running BN statistics for eval. affine: per-channel scale and shift."
+        ),
+        params=(
+            NormParam("members", str, "in+ln+bn", "a '+'-joined subset of in, ln, bn in that order, e.g. in+ln+bn or in+bn",
+                      lambda v: parse_members(v) is not None),
+            EPS,
+            MOMENTUM,
+            AFFINE,
+        ),
+        uses_batch_stats=True,
+        keeps_running_stats=True,
+        pooling=(
+            Pooling(over_batch=False, groups="C", role="IN"),
+            Pooling(over_batch=False, groups=1, role="LN"),
+            Pooling(over_batch=True, groups="C", role="BN"),
+        ),
     )
 )
 register_norm(

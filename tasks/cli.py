@@ -21,12 +21,16 @@ from .exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 def _print_norms() -> int:
     from normlayers import get_norm_entry, list_norms
 
-    print(f"{'name':6} {'label':6} {'batch stats':11} {'running':7} {'sync':4} {'group param':14} description")
+    rows = []
     for name in list_norms():
         e = get_norm_entry(name)
         group = f"{e.group_param}={e.param(e.group_param).default}" if e.group_param else "-"
         flags = [("yes" if v else "no") for v in (e.uses_batch_stats, e.keeps_running_stats, e.syncable)]
-        print(f"{name:6} {e.label:6} {flags[0]:11} {flags[1]:7} {flags[2]:4} {group:14} {e.description}")
+        rows.append([name, e.label, *flags, group, e.builtin_activation or "-", e.description])
+    head = ["name", "label", "batch stats", "running", "sync", "group param", "activation", "description"]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
+    for row in [head, *rows]:
+        print(" ".join(cell.ljust(w) for cell, w in zip(row, widths)), row[-1])
     print("\nspec syntax: name or name:key=value,key=value (e.g. bgn:num_groups=4); see `normbench run <task> --help`")
     return EXIT_OK
 

@@ -36,7 +36,7 @@ def check_batch_statistics(resolved: ResolvedNorm, per_device_batch: int) -> Non
     if resolved.entry.uses_batch_stats and per_device_batch < 2:
         raise ConfigError(
             f"norm {resolved.label} uses batch statistics, which are undefined for a batch of 1 per device "
-            f"(batch_size={per_device_batch}); use batch_size >= 2 or a batch-independent norm (in, ln, gn, pn)"
+            f"(batch_size={per_device_batch}); use batch_size >= 2 or a batch-independent norm (in, ln, gn, pn, frn, evonorm_s0)"
         )
 
 
@@ -63,8 +63,10 @@ def check_trainer(cfg: RunConfig, resolved: ResolvedNorm) -> None:
     world = resolve_devices(trainer) * trainer.num_nodes
     if trainer.sync_norm:
         if not resolved.entry.syncable:
+            why = ("its batch statistics have no synchronized implementation" if resolved.entry.uses_batch_stats
+                   else "it has no batch statistics to synchronize")
             raise ConfigError(
-                f"trainer.sync_norm=true with norm {resolved.label}: it has no batch statistics to synchronize "
+                f"trainer.sync_norm=true with norm {resolved.label}: {why} "
                 "(syncable norms: those whose registry entry says syncable, e.g. bn, bgn)")
         if world > 1 and not uses_gpus(trainer) and not _syncs_on_cpu(resolved):
             raise ConfigError(
@@ -101,8 +103,9 @@ def _cpp_compiler_problem() -> str | None:
 
 
 def _syncs_on_cpu(resolved: ResolvedNorm) -> bool:
-    # BGN synchronizes with its own collectives (gloo works); BN relies on torch's SyncBatchNorm (NCCL only).
-    return resolved.entry.name != "bn"
+    # BGN synchronizes with its own collectives (gloo works); BN, and any other syncable entry unless it is
+    # known to do the same, relies on torch's SyncBatchNorm (NCCL only).
+    return resolved.entry.name == "bgn"
 
 
 def _lookup(cfg: Any, dotted: str) -> Any:

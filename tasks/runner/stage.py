@@ -24,6 +24,7 @@ from .compile_guard import compile_fallback_fails
 from .config import RunConfig
 from .layer_sync import NormSync
 from .loggers import RunLoggers, build_loggers
+from .ramp import RampSchedule
 from .rundir import CHECKPOINT_DIR, INTERRUPT_CHECKPOINT, LAST_CHECKPOINT, latest_checkpoint
 from .task import Stage, StageResult, Task, finite_metrics
 from .world import resolve_devices, world_size_of
@@ -139,7 +140,8 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
     rule = stage.selection
     clock = clock_class(stage.images_per_step * world_size_of(ctx.cfg), stage.optimizer_steps_per_batch)
     tracker = SelectionTracker(rule)
-    callbacks = [clock, tracker, RandomState(), LeaseGuard(ctx.lease), *_checkpointers(ctx, stage, ckpt_dir),
+    callbacks = [clock, tracker, RandomState(), LeaseGuard(ctx.lease), RampSchedule(stage.optimizer_steps_per_batch),
+                 *_checkpointers(ctx, stage, ckpt_dir),
                  _CheckpointOnInterrupt(dirpath=ckpt_dir, filename=INTERRUPT_CHECKPOINT)]
     csv_name = f"metrics-{stage.name}.csv" if ctx.multi_stage else "metrics.csv"
     loggers = build_loggers(ctx.cfg, ctx.run_dir, ctx.identity, csv_name, ctx.use_wandb)

@@ -32,10 +32,13 @@ def adaptable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def statistics_modules(layer: nn.Module) -> list[nn.Module]:
-    """The modules inside ``layer`` (itself included) that hold running statistics and track them."""
+    """The modules inside ``layer`` (itself included) that hold running statistics and track them.
+
+    A running mean or a running variance counts: EvoNorm-B0 keeps only the variance (its formula has no mean).
+    """
     return [m for m in layer.modules()
             if hasattr(m, "reset_running_stats") and getattr(m, "track_running_stats", False)
-            and getattr(m, "running_mean", None) is not None]
+            and (getattr(m, "running_mean", None) is not None or getattr(m, "running_var", None) is not None)]
 
 
 def does_not_apply_reason(resolved: ResolvedNorm) -> str | None:

@@ -22,7 +22,7 @@ from normlayers import (
 
 
 def test_builtin_norms_in_table_order() -> None:
-    assert list_norms()[:7] == ["bn", "in", "ln", "gn", "pn", "bgn", "none"]
+    assert list_norms()[:12] == ["bn", "in", "ln", "gn", "pn", "bgn", "brn", "frn", "evonorm_b0", "evonorm_s0", "sn", "none"]
 
 
 @pytest.mark.parametrize(
