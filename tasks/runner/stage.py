@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 
 from .callbacks import CompileClock, LeaseGuard, LeaseLostError, RandomState, RunClock, SelectionTracker
 from .config import RunConfig
+from .diagnostics import NormDiagnostics, stats_file_name
 from .layer_sync import NormSync
 from .loggers import RunLoggers, build_loggers
 from .rundir import CHECKPOINT_DIR, INTERRUPT_CHECKPOINT, LAST_CHECKPOINT, latest_checkpoint
@@ -140,6 +141,10 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
     tracker = SelectionTracker(rule)
     callbacks = [clock, tracker, RandomState(), LeaseGuard(ctx.lease), *_checkpointers(ctx, stage, ckpt_dir),
                  _CheckpointOnInterrupt(dirpath=ckpt_dir, filename=INTERRUPT_CHECKPOINT)]
+    diagnostics = None
+    if ctx.cfg.diagnostics.norm_stats:
+        diagnostics = NormDiagnostics(ctx.cfg, ctx.task, stage, ctx.run_dir / stats_file_name(stage.name, ctx.multi_stage))
+        callbacks.append(diagnostics)
     csv_name = f"metrics-{stage.name}.csv" if ctx.multi_stage else "metrics.csv"
     loggers = build_loggers(ctx.cfg, ctx.run_dir, ctx.identity, csv_name, ctx.use_wandb)
     trainer: L.Trainer | None = None
@@ -154,7 +159,8 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
         result.metrics = {**selected, **{f"last/{k}": v for k, v in last.items()}}
         result.selected_epoch = tracker.best_epoch if rule.monitor and tracker.best_epoch is not None \
             else max(0, trainer.current_epoch - 1)
-        result.outputs = {**ctx.task.stage_outputs(ctx.cfg, stage, module), **compiled}
+        result.outputs = {**ctx.task.stage_outputs(ctx.cfg, stage, module), **compiled,
+                          **(diagnostics.record_fields() if diagnostics is not None else {})}
     finally:
         try:
             loggers.close()
