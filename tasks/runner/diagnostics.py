@@ -231,8 +231,9 @@ class NormDiagnostics(L.Callback):
     def measure(self, trainer: L.Trainer, pl_module: L.LightningModule, step: int) -> None:
         assert self._net is not None and self._inputs is not None
         started = time.perf_counter()
-        inputs = self._inputs.to(pl_module.device)
-        layers = self.probe(self._net, inputs, trainer.precision_plugin.forward_context())
+        precision = trainer.precision_plugin  # the dtype and autocast training runs under
+        inputs = precision.convert_input(self._inputs.to(pl_module.device))
+        layers = self.probe(self._net, inputs, precision.forward_context())
         seconds = time.perf_counter() - started
         self.measurements.append({"step": step, "epoch": trainer.current_epoch, "seconds": round(seconds, 3),
                                   "layers": layers})
