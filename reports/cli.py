@@ -16,8 +16,8 @@ from pathlib import Path
 
 from .cells import plot_genotypes
 from .collect import Collection, collect_runs
-from .index import ReportFiles, write_index
 from .diagnostics_plots import plot_diagnostics
+from .index import ReportFiles, write_index
 from .plots import plot_tables
 from .render import render_csv, render_latex, render_markdown
 from .summary import SummaryTable, build_summary

@@ -9,8 +9,13 @@ import pytest
 
 from reports.cli import main as report_main
 from reports.collect import collect_runs
-from reports.diagnostics_plots import (diagnostic_points, draw_confusion_vs_groups, draw_metric_vs_elements,
-                                       draw_noise_vs_batch_size, plot_diagnostics)
+from reports.diagnostics_plots import (
+    diagnostic_points,
+    draw_confusion_vs_groups,
+    draw_metric_vs_elements,
+    draw_noise_vs_batch_size,
+    plot_diagnostics,
+)
 from reports.tables import tables_from_records
 
 NORMS = ["bn", "ln", "gn:num_groups=32", "pn", "bgn:num_groups=1", "bgn:num_groups=4", "bgn:num_groups=16"]
