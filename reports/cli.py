@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .cells import plot_genotypes
 from .collect import Collection, collect_runs
+from .diagnostics_plots import plot_diagnostics
 from .index import ReportFiles, write_index
 from .plots import plot_tables
 from .render import render_csv, render_latex, render_markdown
@@ -82,6 +83,8 @@ def _figures(collection: Collection, tables: list[Table], files: ReportFiles) ->
     plots = files.out_dir / "plots"
     files.figures = plot_tables(tables, plots)
     for name, paths in plot_task_figures(tables, plots).items():
+        files.figures.setdefault(name, []).extend(paths)
+    for name, paths in plot_diagnostics(collection.records, tables, plots).items():  # --diagnostics.norm_stats runs
         files.figures.setdefault(name, []).extend(paths)
     cells, problems = plot_genotypes(collection.records, plots)
     files.notes += problems

@@ -50,6 +50,9 @@ _SUFFIX_TITLES = {
     "__clean_vs_robust": "clean vs robust accuracy, one point per norm",
     "__by_norm": "per norm, with 95% CI",
     "__bars": "per column, bars per norm",
+    "__noise_vs_batch_size": "noise of batch statistics vs batch size (diagnostics)",
+    "__confusion_vs_groups": "confusion of pooled statistics vs G (diagnostics)",
+    "__metric_vs_elements": "metric vs elements per statistic (diagnostics)",
 }
 
 

@@ -17,7 +17,8 @@ from typing import Any, Literal, Optional, Union
 from .checks import Rule, at_least, checked, non_negative_int, positive_int
 from .errors import ConfigError
 
-__all__ = ["ConfigError", "TrainerConfig", "WandbConfig", "SummaryColumn", "RunConfig", "config_to_dict", "PRECISIONS"]
+__all__ = ["ConfigError", "TrainerConfig", "WandbConfig", "DiagnosticsConfig", "SummaryColumn", "RunConfig",
+           "config_to_dict", "PRECISIONS"]
 
 PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 _DEVICES = Rule(lambda v: v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and (v == -1 or v >= 1)),
@@ -83,6 +84,28 @@ class WandbConfig:
 
 
 @dataclass
+class DiagnosticsConfig:
+    """Measurements of the norm layers during training (off by default; docs/diagnostics.md).
+
+    Attributes:
+        norm_stats: measure each registry norm layer's statistics (noise of batch statistics, confusion of
+            pooled channels, elements per statistic) with a probe pass; writes norm_stats.json and
+            diagnostics/... record fields.
+        points: when steps is empty, measure after 1/points, 2/points, ..., all of the training steps.
+        steps: training steps (batches) after which to measure; empty: spread by points. 0 is before training.
+        probe_size: fixed training images of the probe pass (at least two normalization batches).
+        probe_seed: which images: the first probe_size of a permutation drawn with this seed (the same for
+            every norm, batch size and run seed).
+    """
+
+    norm_stats: bool = False
+    points: int = checked(4, positive_int)
+    steps: list[int] = checked(default_factory=list, rule=non_negative_int)
+    probe_size: int = checked(2048, positive_int)
+    probe_seed: int = checked(0, non_negative_int)
+
+
+@dataclass
 class SummaryColumn:
     """One column this run's task contributes to the cross-task summary table.
 
@@ -118,6 +141,7 @@ class RunConfig:
         coordinate_keys: dotted config keys that also identify the run (run id, W&B group, report tables), beyond
             the task's own coordinates; a sweep's grid sets this for the keys it varies.
         summary: the cross-task summary table's columns for this task (default: the task's own declaration).
+        diagnostics: optional measurements of the norm layers (``--diagnostics.norm_stats true``).
     """
 
     norm: Union[str, dict[str, Any]] = "bn"
@@ -131,6 +155,7 @@ class RunConfig:
     summary: list[SummaryColumn] = field(default_factory=list)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

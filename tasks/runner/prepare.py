@@ -19,6 +19,7 @@ from normlayers import NormSpecError, ResolvedNorm, resolve_norm
 
 from .checks import check_fields, suggest
 from .config import RunConfig, config_to_dict
+from .diagnostics import check_diagnostics
 from .errors import ConfigError
 from .task import Task
 from .world import gpu_count, resolve_devices, uses_gpus
@@ -157,6 +158,7 @@ def prepare(cfg: RunConfig, task: Task, *, dry_run: bool = True) -> RunConfig:
     task.validate(cfg)
     check_compile(cfg, task)
     check_batch_statistics(resolved, task.normalization_batch(cfg))
+    check_diagnostics(cfg, task.normalization_batch(cfg))
     coordinates_of(cfg, task)
     if dry_run:
         _dry_run_cached(cfg, task)

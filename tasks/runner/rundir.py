@@ -42,7 +42,8 @@ OPERATIONAL_KEYS = {
     "data.eval_batch_size",
 }
 # Keys added after runs were written: a config.yaml without one means its default (resuming is not refused).
-ADDED_KEYS = {"trainer.compile": False, "model.weight_standardization": False}
+ADDED_KEYS = {"trainer.compile": False, "model.weight_standardization": False, "diagnostics.norm_stats": False,
+              "diagnostics.points": 4, "diagnostics.steps": [], "diagnostics.probe_size": 2048, "diagnostics.probe_seed": 0}
 
 
 def slug(text: str) -> str:

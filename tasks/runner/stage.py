@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 from .callbacks import CompileClock, LeaseGuard, LeaseLostError, RandomState, RunClock, SelectionTracker
 from .compile_guard import compile_fallback_fails
 from .config import RunConfig
+from .diagnostics import NormDiagnostics, stats_file_name
 from .layer_sync import NormSync
 from .loggers import RunLoggers, build_loggers
 from .ramp import RampSchedule
@@ -143,6 +144,10 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
     callbacks = [clock, tracker, RandomState(), LeaseGuard(ctx.lease), RampSchedule(stage.optimizer_steps_per_batch),
                  *_checkpointers(ctx, stage, ckpt_dir),
                  _CheckpointOnInterrupt(dirpath=ckpt_dir, filename=INTERRUPT_CHECKPOINT)]
+    diagnostics = None
+    if ctx.cfg.diagnostics.norm_stats:
+        diagnostics = NormDiagnostics(ctx.cfg, ctx.task, stage, ctx.run_dir / stats_file_name(stage.name, ctx.multi_stage))
+        callbacks.append(diagnostics)
     csv_name = f"metrics-{stage.name}.csv" if ctx.multi_stage else "metrics.csv"
     loggers = build_loggers(ctx.cfg, ctx.run_dir, ctx.identity, csv_name, ctx.use_wandb)
     trainer: L.Trainer | None = None
@@ -158,7 +163,8 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
             result.metrics = {**selected, **{f"last/{k}": v for k, v in last.items()}}
             result.selected_epoch = tracker.best_epoch if rule.monitor and tracker.best_epoch is not None \
                 else max(0, trainer.current_epoch - 1)
-            result.outputs = {**ctx.task.stage_outputs(ctx.cfg, stage, module), **compiled}
+            result.outputs = {**ctx.task.stage_outputs(ctx.cfg, stage, module), **compiled,
+                              **(diagnostics.record_fields() if diagnostics is not None else {})}
     finally:
         try:
             loggers.close()

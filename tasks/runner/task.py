@@ -273,6 +273,18 @@ class Task:
             raise NotImplementedError(f"task {self.name}: its module has no .net; override compiled_networks")
         return (net,)
 
+    def diagnostics_probe(self, cfg: RunConfig, module: L.LightningModule, datamodule: L.LightningDataModule,
+                          size: int, seed: int) -> tuple[nn.Module, torch.Tensor]:
+        """The network the norm diagnostics measure and ``size`` fixed training inputs it takes (no augmentation).
+
+        Fed in chunks of :meth:`normalization_batch` in training's modes (docs/diagnostics.md). Default:
+        ``module.net`` and images of ``datamodule.train_set`` picked with ``seed``
+        (:func:`tasks.runner.diagnostics.default_probe`); a task whose data or network differ overrides this.
+        """
+        from .diagnostics import default_probe
+
+        return default_probe(module, datamodule, size, seed)
+
     def build(self, cfg: RunConfig, stage: Stage, earlier: dict[str, StageResult]
               ) -> tuple[L.LightningModule, L.LightningDataModule]:
         """The module and data of ``stage``; ``earlier`` holds the results of the stages before it."""
