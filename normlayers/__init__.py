@@ -2,6 +2,7 @@
 
 >>> from normlayers import create_norm
 >>> layer = create_norm("bgn:num_groups=4", 64)
+>>> auto = create_norm("bgn:num_groups=auto", 64)   # G chosen per layer at its first forward
 
 Spec strings are ``name`` or ``name:key=value,...``; see :mod:`normlayers.spec`.
 ``norm_layer(spec)`` gives a ``norm_layer=`` callable for torchvision models.
@@ -11,6 +12,7 @@ This package imports torch only.
 from . import catalog as _catalog  # noqa: F401  (registers the built-in layers)
 from .activation import activation_after, applies_own_activation
 from .bgn import BatchGroupNorm, GroupStatistics
+from .bgn_auto import AutoBatchGroupNorm, auto_group_choices, choose_groups, normalization_batch, set_normalization_batch
 from .layers import GroupNorm, InstanceNorm, LayerNorm2d, PositionalNorm
 from .registry import (
     NormEntry,
@@ -34,6 +36,11 @@ __all__ = [
     "applies_own_activation",
     "Pooling",
     "BatchGroupNorm",
+    "AutoBatchGroupNorm",
+    "auto_group_choices",
+    "choose_groups",
+    "normalization_batch",
+    "set_normalization_batch",
     "GroupStatistics",
     "GroupNorm",
     "InstanceNorm",
