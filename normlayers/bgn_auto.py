@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 # Values per statistic that num_groups=auto aims at (calibrated in docs/auto-groups.md).
-DEFAULT_ELEMENTS = 4096
+DEFAULT_ELEMENTS = 2048
 
 _BATCH_HINT: contextvars.ContextVar[int | None] = contextvars.ContextVar("normlayers_batch_hint", default=None)
 
