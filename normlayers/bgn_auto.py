@@ -74,7 +74,7 @@ def choose_groups(batch: int, features: int, elements: int) -> int:
 
     >>> choose_groups(16, 12544, 4096)   # target 49: 49 divides 12544
     49
-    >>> choose_groups(2, 3136, 4096), choose_groups(128, 3136, 1)   # clamped to 1 and to C*H*W
+    >>> choose_groups(2, 3136, 8192), choose_groups(128, 3136, 1)   # clamped to 1 and to C*H*W
     (1, 3136)
     """
     for name, value in (("batch", batch), ("features", features), ("elements", elements)):
