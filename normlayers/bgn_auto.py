@@ -27,7 +27,9 @@ before), which is what the registry's pooling metadata reads. The choice lives
 in a small shared object, so learn2learn's ``clone()`` (MAML), which copies a
 module's ``__dict__`` and shares its buffers, resolves the original layer too.
 The running buffers are resized in place, so DDP's and SyncBatchNorm's
-references to them stay valid when G is chosen after the model was wrapped.
+references to them stay valid when G is chosen after the model was wrapped; when
+G was chosen in a stateless call (``torch.func.functional_call`` with copies of
+the buffers), the layer's own buffers are resized at its next forward.
 """
 
 from __future__ import annotations
@@ -174,8 +176,15 @@ class AutoBatchGroupNorm(BatchGroupNorm):
         return groups
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._choice.groups is None:
+        groups = self._choice.groups
+        if groups is None:
             self._choose_from(x)
+        else:
+            running_mean = self.stats.running_mean
+            if running_mean is not None and running_mean.shape[0] != groups:
+                # G was chosen in a stateless call (torch.func.functional_call with copies of the buffers, as
+                # DARTS' architecture step does), which resized the copies: these buffers get the length now.
+                self._resize_statistics(groups)
         return super().forward(x)
 
     def _choose_from(self, x: Tensor) -> None:

@@ -187,6 +187,17 @@ def test_a_learn2learn_style_clone_chooses_for_the_original() -> None:
     assert net.state_dict()["1._extra_state"]["num_groups"] == net[1].num_groups
 
 
+def test_a_stateless_first_call_leaves_the_layer_usable() -> None:
+    """DARTS' architecture step calls functional_call with copies of every buffer; if that is the first forward,
+    G is chosen there and the layer's own buffers get their length at its next forward."""
+    net = _net("bgn:elements=128")
+    copies = {name: b.clone() for name, b in net.named_buffers()}
+    torch.func.functional_call(net.train(), copies, (torch.randn(4, 1, 8, 8),))
+    assert net[1].num_groups == choose_groups(4, 512, 128) and net[1].running_mean.shape == (0,)
+    net(torch.randn(4, 1, 8, 8))
+    assert net[1].running_mean.shape == (net[1].num_groups,) and net[1].stats.num_batches_tracked == 1
+
+
 # --- synchronization --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_sync_conversion_works_before_and_after_the_choice(when) -> None:

@@ -105,3 +105,28 @@ def test_refused_with_compile_and_checked_per_batch(tmp_path: Path) -> None:
         prepare(_config(tmp_path, "--trainer.compile", "true"), CLASSIFICATION)
     for batch in ("2", "64"):  # the dry pass (eval mode, batch 2) chooses G from the configured batch: no refusal
         assert prepare(_config(tmp_path, "--batch_size", batch), CLASSIFICATION).norm == "bgn:elements=1024,num_groups=auto"
+
+
+def test_nas_chooses_per_stage_for_its_own_batch(tmp_path: Path) -> None:
+    """The supernet (search stage, batch 4) and the final network (retrain stage, batch 8) each choose for their
+    own batch, and DARTS' stateless architecture step (copied buffers) does not break the layers."""
+    import dataclasses
+
+    from tasks.registry import get_task
+
+    nas = get_task("nas")
+    cfg = nas.shrink(parse_config(nas, ["--config", str(REPO / "configs" / "nas" / "quick.yaml"), "--norm", AUTO,
+                                        "--out_dir", str(tmp_path)], raise_errors=True))
+    cfg = dataclasses.replace(cfg, batch_size=4, retrain=dataclasses.replace(cfg.retrain, batch_size=8))
+    outcome = execute(cfg, nas)
+    assert outcome.status == "finished", outcome.message
+    groups, elements = outcome.record["norm_groups_per_layer"], outcome.record["norm_elements_per_statistic"]
+    assert {name.split("/")[0] for name in groups} == {"search", "retrain"}
+    for stage, batch in (("search", 4), ("retrain", 8)):  # the checkpoints hold each layer's choice
+        state = torch.load(outcome.run_dir / "checkpoints" / stage / "last.ckpt", weights_only=True)["state_dict"]
+        choices = {f"{stage}/{k[: -len('._extra_state')]}": v for k, v in state.items() if k.endswith("._extra_state")}
+        assert choices and {name for name in groups if name.startswith(stage + "/")} == set(choices)
+        for name, choice in choices.items():
+            assert choice["batch"] == batch and choice["elements"] == 1024, name
+            assert groups[name] == choice["num_groups"] == choose_groups(batch, choice["features"], 1024), name
+            assert elements[name] == batch * choice["features"] // choice["num_groups"], name
