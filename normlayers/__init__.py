@@ -2,6 +2,7 @@
 
 >>> from normlayers import create_norm
 >>> layer = create_norm("bgn:num_groups=4", 64)
+>>> auto = create_norm("bgn:num_groups=auto", 64)   # G chosen per layer at its first forward
 
 Spec strings are ``name`` or ``name:key=value,...``; see :mod:`normlayers.spec`.
 ``norm_layer(spec)`` gives a ``norm_layer=`` callable for torchvision models;
@@ -13,6 +14,7 @@ from . import catalog as _catalog  # noqa: F401  (registers the built-in layers)
 from .activation import activation_after, applies_own_activation
 from .batch_renorm import BatchRenorm
 from .bgn import BatchGroupNorm, GroupStatistics
+from .bgn_auto import AutoBatchGroupNorm, auto_group_choices, choose_groups, normalization_batch, set_normalization_batch
 from .evonorm import EvoNormB0, EvoNormS0
 from .filter_response import FilterResponseNorm
 from .layers import GroupNorm, InstanceNorm, LayerNorm2d, PositionalNorm
@@ -45,6 +47,11 @@ __all__ = [
     "EvoNormS0",
     "FilterResponseNorm",
     "SwitchableNorm",
+    "AutoBatchGroupNorm",
+    "auto_group_choices",
+    "choose_groups",
+    "normalization_batch",
+    "set_normalization_batch",
     "GroupStatistics",
     "GroupNorm",
     "InstanceNorm",

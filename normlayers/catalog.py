@@ -9,11 +9,13 @@ from torch import nn
 
 from .batch_renorm import BatchRenorm
 from .bgn import BatchGroupNorm
+from .bgn_auto import DEFAULT_ELEMENTS, AutoBatchGroupNorm
 from .evonorm import EvoNormB0, EvoNormS0
 from .filter_response import FilterResponseNorm
 from .layers import GroupNorm, InstanceNorm, LayerNorm2d, PositionalNorm
 from .pooling import PER_CHANNEL_BATCH, PER_CHANNEL_SAMPLE, PER_POSITION, PER_SAMPLE, Pooling
 from .registry import NormEntry, NormParam, register_norm
+from .spec import NormSpecError
 from .switchable import SwitchableNorm, parse_members
 
 __all__: list[str] = []
@@ -38,6 +40,26 @@ def _batch_norm(num_channels: int, **kwargs) -> nn.Module:
 
 def _identity(num_channels: int) -> nn.Module:
     return nn.Identity()
+
+
+def _batch_group_norm(num_channels: int, num_groups: int | str = 1, elements: int | None = None, **kwargs) -> nn.Module:
+    if num_groups == "auto":
+        return AutoBatchGroupNorm(num_channels, elements or DEFAULT_ELEMENTS, **kwargs)
+    return BatchGroupNorm(num_channels, num_groups, **kwargs)
+
+
+def _bgn_args(kwargs: dict, given: frozenset[str], where: str) -> dict:
+    """num_groups=auto takes the default elements; elements alone means auto; a fixed G with elements is refused."""
+    if "elements" in given and kwargs["elements"] is not None:
+        if "num_groups" in given and kwargs["num_groups"] != "auto":
+            raise NormSpecError(
+                f"{where}: num_groups={kwargs['num_groups']} and elements={kwargs['elements']} are both given; "
+                "elements chooses G per layer (num_groups=auto), so give a fixed num_groups or elements, not both"
+            )
+        return {**kwargs, "num_groups": "auto"}
+    if kwargs["num_groups"] == "auto":
+        return {**kwargs, "elements": kwargs["elements"] or DEFAULT_ELEMENTS}
+    return kwargs
 
 
 register_norm(
@@ -101,14 +123,18 @@ register_norm(
 register_norm(
     NormEntry(
         name="bgn",
-        factory=BatchGroupNorm,
+        factory=_batch_group_norm,
         label="BGN",
         description=(
             "Batch group normalization: G contiguous groups of the flattened (C, H, W) axis, statistics over the "
-            "batch and the group; G must divide C*H*W. G=C is BN."
+            "batch and the group; G must divide C*H*W. G=C is BN. num_groups=auto (or elements=M) chooses G per "
+            f"layer so that each statistic pools about M values (default {DEFAULT_ELEMENTS}; docs/auto-groups.md)."
         ),
         params=(
-            NormParam("num_groups", int, 1, "an integer >= 1 that divides C*H*W of every layer", lambda v: v >= 1, short="G"),
+            NormParam("num_groups", int, 1, "an integer >= 1 that divides C*H*W of every layer, or auto",
+                      lambda v: v >= 1, short="G", literals=("auto",)),
+            NormParam("elements", int, None, "an integer >= 1 (values per statistic that num_groups=auto aims at), "
+                      "or null (the default)", lambda v: v >= 1, nullable=True, short="M"),
             EPS,
             MOMENTUM,
             AFFINE,
@@ -120,6 +146,7 @@ register_norm(
         syncable=True,
         always_in_spec=("num_groups",),
         pooling=(Pooling(over_batch=True, groups="num_groups"),),
+        check_args=_bgn_args,
     )
 )
 register_norm(

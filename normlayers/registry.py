@@ -46,11 +46,14 @@ class NormParam:
     check: Callable[[Any], bool] | None = None
     nullable: bool = False
     short: str | None = None  # name used in the paper label, e.g. "G"
+    literals: tuple[str, ...] = ()  # words allowed besides values of ``type`` (e.g. "auto"), lower case
 
     def coerce(self, value: Any, where: str) -> Any:
         """Return ``value`` converted to this parameter's type or raise one clear error."""
         if value is None and self.nullable:
             return None
+        if isinstance(value, str) and value.strip().lower() in self.literals:
+            return value.strip().lower()
         ok_type = (
             isinstance(value, bool)
             if self.type is bool
@@ -86,6 +89,9 @@ class NormEntry:
     # The nonlinearity the layer ends in (e.g. "TLU"), or None. Such an entry takes an ``apply_act``
     # bool argument; models ask normlayers.activation instead of adding a ReLU after it.
     builtin_activation: str | None = None
+    # Rules between arguments: (coerced kwargs, names given in the spec, where) -> kwargs, possibly completed,
+    # or NormSpecError. E.g. BGN's num_groups=auto takes a default elements; elements alone means auto.
+    check_args: Callable[[dict[str, Any], frozenset[str], str], dict[str, Any]] | None = None
 
     def param(self, name: str) -> NormParam:
         for p in self.params:
@@ -119,7 +125,8 @@ class ResolvedNorm:
 
     @property
     def label(self) -> str:
-        shown = [p for p in self.entry.params if p.short or self.kwargs[p.name] != p.default]
+        shown = [p for p in self.entry.params
+                 if (p.short and self.kwargs[p.name] is not None) or self.kwargs[p.name] != p.default]
         if not shown:
             return self.entry.label
         parts = [f"{p.short or p.name}={format_value(self.kwargs[p.name])}" for p in shown]
@@ -169,6 +176,8 @@ def resolve_norm(spec: SpecLike) -> ResolvedNorm:
             valid = ", ".join(known) if known else "none"
             raise NormSpecError(f"{where}: unknown argument {key!r}; {entry.name} takes: {valid}")
     kwargs = {p.name: p.coerce(parsed.args.get(p.name, p.default), where) for p in entry.params}
+    if entry.check_args is not None:
+        kwargs = entry.check_args(kwargs, frozenset(parsed.args), where)
     canonical = {
         k: v for k, v in kwargs.items() if k in entry.always_in_spec or v != known[k].default
     }

@@ -111,11 +111,12 @@ class NasTask(Task):
 
     def stages(self, cfg: RunConfig) -> tuple[Stage, ...]:
         cfg = _cfg(cfg)
-        retrain = Stage("retrain", LAST, cfg.trainer.epochs, cfg.retrain_batch_size, max_steps=cfg.trainer.max_steps)
+        retrain = Stage("retrain", LAST, cfg.trainer.epochs, cfg.retrain_batch_size, max_steps=cfg.trainer.max_steps,
+                        norm_batch=cfg.retrain_batch_size)
         if cfg.nas.genotype is not None:
             return (retrain,)
         search = Stage("search", LAST, cfg.search.epochs, 2 * cfg.batch_size, max_steps=cfg.search.max_steps,
-                       optimizer_steps_per_batch=2, test=False)
+                       optimizer_steps_per_batch=2, test=False, norm_batch=cfg.batch_size)
         return (search, retrain)
 
     # --- checks ---------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from normlayers import resolve_norm
+from normlayers import ResolvedNorm, resolve_norm
 
 from .config import RunConfig
 from .prepare import coordinates_of
@@ -23,13 +23,19 @@ def weight_standardization_of(cfg: RunConfig) -> bool:
     return bool(getattr(getattr(cfg, "model", None), "weight_standardization", False))
 
 
+def _fixed_groups(resolved: ResolvedNorm) -> int | None:
+    """The entry's group parameter when it is one number (null for ``num_groups=auto``: see norm_groups_per_layer)."""
+    group = resolved.entry.group_param
+    value = resolved.kwargs.get(group) if group else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def identity_fields(cfg: RunConfig, task: Task) -> dict[str, Any]:
     """Grid coordinates, norm metadata, batch and process topology of a run (record order)."""
     resolved = resolve_norm(cfg.norm)
     dataset, model = task.identity(cfg)
     world = world_size_of(cfg)
     batch = task.normalization_batch(cfg)
-    group = resolved.entry.group_param
     return {
         "task": task.name,
         "dataset": dataset,
@@ -38,7 +44,7 @@ def identity_fields(cfg: RunConfig, task: Task) -> dict[str, Any]:
         "norm": str(resolved.spec),
         "norm_name": resolved.entry.name,
         "norm_label": resolved.label,
-        "norm_num_groups": resolved.kwargs.get(group) if group else None,
+        "norm_num_groups": _fixed_groups(resolved),
         "norm_args": resolved.kwargs,
         "uses_batch_stats": resolved.entry.uses_batch_stats,
         "batch_size": batch,

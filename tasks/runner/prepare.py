@@ -15,7 +15,7 @@ import dataclasses
 import json
 from typing import Any
 
-from normlayers import NormSpecError, ResolvedNorm, resolve_norm
+from normlayers import NormSpecError, ResolvedNorm, normalization_batch, resolve_norm
 
 from .checks import check_fields, suggest
 from .config import RunConfig, config_to_dict
@@ -27,7 +27,7 @@ from .world import gpu_count, resolve_devices, uses_gpus
 __all__ = ["prepare", "check_batch_statistics", "check_trainer", "check_compile", "coordinates_of"]
 
 # Config entries that never change a network's shapes: left out of the dry-run cache key (the dry
-# pass always runs at batch 2, so the batch size is left out too).
+# pass always runs at batch 2, so the batch size is left out too, except with an automatic G).
 _NOT_SHAPE = ("seed", "batch_size", "out_dir", "sweep", "run_name", "trainer", "wandb", "coordinate_keys", "profile")
 _dry_run_verdicts: dict[tuple[str, str], str | None] = {}
 
@@ -84,6 +84,10 @@ def check_compile(cfg: RunConfig, task: Task) -> None:
         raise ConfigError("trainer.compile=true with trainer.sync_norm=true: synchronized statistics run collectives "
                           "inside the forward pass, which normbench has not verified under torch.compile; "
                           "use one or the other")
+    if _chooses_groups(resolve_norm(cfg.norm)):
+        raise ConfigError(f"trainer.compile=true with norm {cfg.norm}: an automatic G is chosen inside the first forward "
+                          "pass (it resizes the layer's running statistics), which normbench has not verified under "
+                          "torch.compile; use a fixed num_groups to compile")
     reason = task.compile_support(cfg)
     if reason:
         raise ConfigError(f"trainer.compile=true: {reason}")
@@ -101,6 +105,12 @@ def _cpp_compiler_problem() -> str | None:
     except Exception as exc:  # inductor's InvalidCxxCompiler (or an import problem): say what it said
         return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return None
+
+
+def _chooses_groups(resolved: ResolvedNorm) -> bool:
+    """True for a norm whose group count is chosen per layer at run time (bgn:num_groups=auto)."""
+    group = resolved.entry.group_param
+    return group is not None and resolved.kwargs.get(group) == "auto"
 
 
 def _syncs_on_cpu(resolved: ResolvedNorm) -> bool:
@@ -131,11 +141,15 @@ def coordinates_of(cfg: RunConfig, task: Task) -> dict[str, Any]:
 
 
 def _dry_run_cached(cfg: RunConfig, task: Task) -> None:
-    shape_config = {k: v for k, v in config_to_dict(cfg).items() if k not in _NOT_SHAPE}
+    batch = task.normalization_batch(cfg)
+    # An automatic G (bgn:num_groups=auto) depends on the batch: then the batch is part of the key.
+    automatic = _chooses_groups(resolve_norm(cfg.norm))
+    shape_config = {k: v for k, v in config_to_dict(cfg).items() if k not in _NOT_SHAPE or (automatic and k == "batch_size")}
     key = (task.name, json.dumps(shape_config, sort_keys=True, default=str))
     if key not in _dry_run_verdicts:
         try:
-            task.dry_run(cfg)
+            with normalization_batch(batch):  # auto layers choose G for the configured batch, not the pass's 2
+                task.dry_run(cfg)
             _dry_run_verdicts[key] = None
         except ConfigError as exc:
             _dry_run_verdicts[key] = str(exc)

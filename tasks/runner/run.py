@@ -35,7 +35,7 @@ from .prepare import coordinates_of, prepare
 from .provenance import provenance
 from .record import RECORD_NAME, SCHEMA_VERSION, utc_now, write_json_atomic
 from .rundir import check_config_matches, inspect_run_dir, run_id, save_config
-from .stage import StageContext, run_stage
+from .stage import PER_LAYER_FIELDS, StageContext, run_stage
 from .task import StageResult, Task
 from .world import is_rank_zero
 
@@ -98,6 +98,10 @@ def _record(cfg: RunConfig, task: Task, run_dir: Path, status: str, error: str |
     for result in results:
         record.update(sorted(result.metrics.items()))
         record.update(result.outputs)
+    for key in PER_LAYER_FIELDS:  # {layer: value} per stage, layer names stage-prefixed: one mapping for the run
+        merged = {k: v for r in results for k, v in r.outputs.get(key, {}).items()}
+        if merged:
+            record[key] = merged
     record["selected_epoch"] = final.selected_epoch
     record["epochs_completed"] = final.epochs_completed
     record["steps"] = final.steps

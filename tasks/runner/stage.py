@@ -19,6 +19,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 
+from normlayers import auto_group_choices, set_normalization_batch
+
 from .callbacks import CompileClock, LeaseGuard, LeaseLostError, RandomState, RunClock, SelectionTracker
 from .compile_guard import compile_fallback_fails
 from .config import RunConfig
@@ -30,7 +32,8 @@ from .rundir import CHECKPOINT_DIR, INTERRUPT_CHECKPOINT, LAST_CHECKPOINT, lates
 from .task import Stage, StageResult, Task, finite_metrics
 from .world import resolve_devices, world_size_of
 
-__all__ = ["StageContext", "run_stage", "stage_checkpoint_dir"]
+__all__ = ["StageContext", "run_stage", "stage_checkpoint_dir", "group_choice_fields", "PER_LAYER_FIELDS"]
+PER_LAYER_FIELDS = ("norm_groups_per_layer", "norm_elements_per_statistic")  # merged over stages in the record
 
 log = logging.getLogger("normbench")
 BEST_CHECKPOINT = "best.ckpt"
@@ -129,6 +132,9 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
     ckpt_dir = stage_checkpoint_dir(ctx.run_dir, stage, ctx.multi_stage)
     resume = latest_checkpoint(ckpt_dir)
     module, datamodule = ctx.task.build(ctx.cfg, stage, earlier)
+    # bgn:num_groups=auto chooses G at each layer's first forward, for this stage's per-device batch (not the
+    # batch of whatever forward comes first: a sanity check, an attack, a short last batch).
+    set_normalization_batch(module, stage.norm_batch or ctx.task.normalization_batch(ctx.cfg))
     clock_class: type[RunClock] = RunClock
     compiled: dict[str, Any] = {}
     if ctx.cfg.trainer.compile:  # in place: checkpoints keep their keys; prepare() refused what cannot compile
@@ -164,7 +170,8 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
             result.selected_epoch = tracker.best_epoch if rule.monitor and tracker.best_epoch is not None \
                 else max(0, trainer.current_epoch - 1)
             result.outputs = {**ctx.task.stage_outputs(ctx.cfg, stage, module), **compiled,
-                              **(diagnostics.record_fields() if diagnostics is not None else {})}
+                              **(diagnostics.record_fields() if diagnostics is not None else {}),
+                              **group_choice_fields(module, f"{stage.name}/" if ctx.multi_stage else "")}
     finally:
         try:
             loggers.close()
@@ -177,6 +184,16 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
         result.wall_time_s = clock.wall_seconds
         if isinstance(clock, CompileClock):
             result.compile_time_s = clock.compile_seconds
+
+
+def group_choice_fields(module: L.LightningModule, prefix: str) -> dict[str, Any]:
+    """Record fields of the G each auto BGN layer chose (none when the module has no such layer)."""
+    choices = auto_group_choices(module, prefix)
+    if not choices:
+        return {}
+    return {"norm_groups_per_layer": {name: c["num_groups"] for name, c in choices.items()},
+            "norm_elements_per_statistic": {name: c["batch"] * c["features"] // c["num_groups"]
+                                            for name, c in choices.items() if c["num_groups"]}}
 
 
 def _selected_metrics(ctx: StageContext, stage: Stage, trainer: L.Trainer, module: L.LightningModule,

@@ -132,6 +132,8 @@ class Stage:
         images_per_step: images one training step processes on one device (throughput counts these).
         optimizer_steps_per_batch: optimizer steps Lightning counts per batch (2 for DARTS' bilevel step).
         test: run the test loop at the end (the last stage's test metrics are the record's).
+        norm_batch: images per device in one normalizing training forward of this stage (what
+            ``bgn:num_groups=auto`` chooses G for); None: the task's ``normalization_batch``.
 
     The record takes every stage's metrics under the names its module logs, so
     an earlier stage logs names of its own (``search/val_acc``).
@@ -144,6 +146,7 @@ class Stage:
     max_steps: int = -1
     optimizer_steps_per_batch: int = 1
     test: bool = True
+    norm_batch: int | None = None
 
 
 @dataclass

@@ -82,7 +82,7 @@ def test_metadata_answers_questions_without_isinstance() -> None:
     "spec, fragments",
     [
         ("bgm", ["unknown norm 'bgm'", "did you mean 'bgn'", "bn, in, ln, gn, pn, bgn"]),
-        ("bgn:groups=2", ["unknown argument 'groups'", "num_groups, eps, momentum, affine, track_running_stats"]),
+        ("bgn:groups=2", ["unknown argument 'groups'", "num_groups, elements, eps, momentum, affine, track_running_stats"]),
         ("bgn:num_groups=1.5", ["num_groups=1.5", "an integer >= 1"]),
         ("bgn:num_groups=0", ["num_groups=0", "an integer >= 1"]),
         ("bgn:num_groups=abc", ["num_groups=abc", "an integer"]),
