@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 # Values per statistic that num_groups=auto aims at (calibrated in docs/auto-groups.md).
-DEFAULT_ELEMENTS = 2048
+DEFAULT_ELEMENTS = 1024
 
 _BATCH_HINT: contextvars.ContextVar[int | None] = contextvars.ContextVar("normlayers_batch_hint", default=None)
 
