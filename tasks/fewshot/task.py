@@ -98,6 +98,11 @@ class FewShotTask(Task):
         return (Stage("train", self.selection(c), c.trainer.epochs, images, max_steps=c.trainer.max_steps),)
 
     # --- checks ---------------------------------------------------------------------------------------
+    def diagnostics_support(self, cfg: RunConfig) -> str | None:
+        return ("fewshot is not supported yet: its normalization batch is an episode drawn from a taskset, not a fixed "
+                "image set, so the probe pass has no population to sample (run classification or adversarial with "
+                "diagnostics)")
+
     def compile_support(self, cfg: RunConfig) -> str | None:
         if _cfg(cfg).method == "maml":
             return ("fewshot method=maml is not supported: learn2learn's clone() copies each module's __dict__, "

@@ -120,6 +120,11 @@ class NasTask(Task):
         return (search, retrain)
 
     # --- checks ---------------------------------------------------------------------------------
+    def diagnostics_support(self, cfg: RunConfig) -> str | None:
+        return ("nas is not supported yet: the probe pass needs one network and one training set, and the DARTS search "
+                "trains a supernet on half the data while the retrain stage trains another network (run classification "
+                "or adversarial with diagnostics)")
+
     def compile_support(self, cfg: RunConfig) -> str | None:
         return ("nas is not supported: the DARTS search takes its architecture step through "
                 "torch.func.functional_call with virtual weights (manual optimization), which is not verified "

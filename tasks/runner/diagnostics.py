@@ -53,9 +53,12 @@ def stats_file_name(stage: str, multi_stage: bool) -> str:
     return f"norm_stats-{stage}.json" if multi_stage else "norm_stats.json"
 
 
-def check_diagnostics(cfg: RunConfig, normalization_batch: int) -> None:
-    """Refuse a probe too small to hold two normalization batches (noise needs a population beyond one)."""
+def check_diagnostics(cfg: RunConfig, normalization_batch: int, reason: str | None = None) -> None:
+    """Refuse diagnostics the task cannot measure (``reason``: its ``diagnostics_support``) and a probe too small
+    to hold two normalization batches (noise needs a population beyond one)."""
     d = cfg.diagnostics
+    if d.norm_stats and reason:
+        raise ConfigError(f"diagnostics.norm_stats=true: {reason}")
     if d.norm_stats and d.probe_size < 2 * normalization_batch:
         raise ConfigError(f"diagnostics.probe_size={d.probe_size} is too small: the probe pass needs at least two "
                           f"normalization batches of {normalization_batch} images ({2 * normalization_batch})")

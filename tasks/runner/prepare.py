@@ -172,7 +172,7 @@ def prepare(cfg: RunConfig, task: Task, *, dry_run: bool = True) -> RunConfig:
     task.validate(cfg)
     check_compile(cfg, task)
     check_batch_statistics(resolved, task.normalization_batch(cfg))
-    check_diagnostics(cfg, task.normalization_batch(cfg))
+    check_diagnostics(cfg, task.normalization_batch(cfg), task.diagnostics_support(cfg))
     coordinates_of(cfg, task)
     if dry_run:
         _dry_run_cached(cfg, task)

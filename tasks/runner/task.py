@@ -259,6 +259,11 @@ class Task:
             dims = "x".join(str(d) for d in shape)
             raise ConfigError(f"model {model} on {dims} {dataset} inputs: {exc}") from None
 
+    def diagnostics_support(self, cfg: RunConfig) -> str | None:
+        """None when ``diagnostics.norm_stats`` can measure this run (:meth:`diagnostics_probe` has a probe for it);
+        else why not, one line, refused before the run as ``diagnostics.norm_stats=true: <reason>``."""
+        return None
+
     def compile_support(self, cfg: RunConfig) -> str | None:
         """None when ``trainer.compile`` gives this run the same results compiled; else why not (one line,
         refused before the run as ``trainer.compile=true: <reason>``)."""

@@ -87,6 +87,10 @@ class UdaTask(Task):
         net = module.net  # type: ignore[attr-defined]
         return (net.features, net.classifier)
 
+    def diagnostics_support(self, cfg: RunConfig) -> str | None:
+        return ("uda is not supported yet: a DANN/CDAN batch normalizes two domains together, so one probe set from "
+                "one domain would measure a different population (run classification or adversarial with diagnostics)")
+
     def validate(self, cfg: RunConfig) -> None:
         cfg = _cfg(cfg)
         source, target = self._domains(cfg)

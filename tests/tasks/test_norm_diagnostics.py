@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from normlayers import create_norm
+from normlayers import create_norm, find_norm_layers
 from tasks.classification.task import CLASSIFICATION
+from tasks.registry import get_task, list_tasks
 from tasks.runner.config import DiagnosticsConfig
 from tasks.runner.diagnostics import NormDiagnostics, planned_steps, preserved_state
 from tasks.runner.errors import ConfigError
 from tasks.runner.parse import parse_config
+from tasks.runner.prepare import prepare
 from tasks.runner.run import execute
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,3 +99,19 @@ def test_training_results_are_unchanged_by_the_diagnostics(tmp_path: Path) -> No
     assert "diagnostics/noise_mean" in measured and "diagnostics/noise_mean" not in plain
     for key in ("test/acc", "test/loss", "val/acc", "val/loss", "last/test/acc", "steps"):
         assert measured[key] == plain[key], key
+
+
+@pytest.mark.parametrize("task_name", list_tasks())
+def test_every_task_either_has_a_probe_or_refuses_diagnostics_before_the_run(task_name: str) -> None:
+    task = get_task(task_name)
+    cfg = task.shrink(parse_config(task, ["--config", str(REPO / "configs" / task_name / "quick.yaml"), *ON],
+                                   raise_errors=True))
+    reason = task.diagnostics_support(cfg)
+    if reason:  # refused in one line, before anything runs
+        with pytest.raises(ConfigError, match=f"^diagnostics.norm_stats=true: {task_name} is not supported"):
+            prepare(cfg, task, dry_run=False)
+        return
+    module, datamodule = task.build(cfg, task.stages(cfg)[0], {})
+    datamodule.setup("fit")
+    net, probe = task.diagnostics_probe(cfg, module, datamodule, 16, 0)
+    assert probe.shape[0] == 16 and any(True for _ in find_norm_layers(net))
