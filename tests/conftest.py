@@ -30,3 +30,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if skipped or passed == 0:
         print(f"\nNORMBENCH_STRICT_TESTS: {passed} passed, {skipped} skipped; strict runs need >0 passed and 0 skipped")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks and tensors: one torch thread is faster, and a shared CPU is not oversubscribed."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -98,7 +98,8 @@ def test_batch_independent_norms_are_the_same_in_train_and_eval(name: str) -> No
     torch.testing.assert_close(layer(x[:1]), eval_out[:1])
 
 
-@pytest.mark.parametrize("spec", ["bn", "in", "ln", "gn", "pn", "bgn", "bgn:num_groups=4"])
+@pytest.mark.parametrize("spec", ["bn", "in", "ln", "gn", "pn", "bgn", "bgn:num_groups=4", "brn", "frn:learnable_eps=true",
+                                  "evonorm_b0", "evonorm_s0:num_groups=4", "sn"])
 def test_state_dict_round_trip(spec: str) -> None:
     layer = create_norm(spec, 8)
     _randomize_affine(layer)
@@ -112,6 +113,8 @@ def test_state_dict_round_trip(spec: str) -> None:
     fresh.load_state_dict(torch.load(buffer))
     x = torch.randn(3, 8, 4, 4)
     torch.testing.assert_close(fresh.eval()(x), layer.eval()(x))
+    if spec == "brn":
+        assert int(fresh.ramp_step) == 3  # the ramp resumes where it was
 
 
 def test_every_registered_norm_preserves_shape_and_is_finite() -> None:

@@ -52,13 +52,7 @@ class _ActNorm(nn.Module):
         return torch.maximum(y, self.tau.view(1, -1, 1, 1)) if self.apply_act else y
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny networks: one torch thread is faster, and a shared CPU is not oversubscribed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -13,14 +13,7 @@ from tasks.nas.bilevel import first_order_gradient, stateless_loss, unrolled_gra
 from tasks.nas.search_module import SearchModule
 from tasks.nas.supernet import SuperNet
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread is faster, and a shared CPU is not oversubscribed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _module(**overrides) -> SearchModule:

@@ -18,13 +18,7 @@ from tasks.nas.supernet import ARCH_PARAMETER_NAMES, SuperNet
 V2 = PUBLISHED["DARTS_V2"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread is faster, and a shared CPU is not oversubscribed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 EVERY_NORM = [*list_norms(), "bgn:num_groups=4", "gn:num_groups=2"]
 
 
