@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from .bgn import BatchGroupNorm
+from .group_layout import divisors
 
 __all__ = [
     "AutoBatchGroupNorm",
@@ -59,12 +60,6 @@ __all__ = [
 DEFAULT_ELEMENTS = 1024
 
 _BATCH_HINT: contextvars.ContextVar[int | None] = contextvars.ContextVar("normlayers_batch_hint", default=None)
-
-
-def divisors(n: int) -> list[int]:
-    """The divisors of ``n`` in increasing order."""
-    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-    return sorted(set(small + [n // d for d in small]))
 
 
 def choose_groups(batch: int, features: int, elements: int) -> int:

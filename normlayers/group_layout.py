@@ -53,14 +53,19 @@ class GroupLayout:
             object.__setattr__(self, name, value)
 
 
+def divisors(n: int) -> list[int]:
+    """The divisors of ``n`` in increasing order (the G values a layer with n = C*H*W features allows)."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
 def valid_group_counts(features: int, limit: int = 12) -> str:
     """A short human list of the G values that divide ``features``."""
-    divisors = [d for d in range(1, int(math.isqrt(features)) + 1) if features % d == 0]
-    divisors = sorted(set(divisors + [features // d for d in divisors]))
-    if len(divisors) <= limit:
-        return ", ".join(map(str, divisors))
-    head = ", ".join(map(str, divisors[: limit - 2]))
-    return f"{head}, ..., {divisors[-2]}, {divisors[-1]} ({len(divisors)} divisors in all)"
+    allowed = divisors(features)
+    if len(allowed) <= limit:
+        return ", ".join(map(str, allowed))
+    head = ", ".join(map(str, allowed[: limit - 2]))
+    return f"{head}, ..., {allowed[-2]}, {allowed[-1]} ({len(allowed)} divisors in all)"
 
 
 @lru_cache(maxsize=512)
