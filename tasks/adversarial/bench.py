@@ -36,7 +36,15 @@ import torch.nn.functional as F
 import torchattacks
 
 from ..optim import build_sgd
-from ..runner.bench_run import benchmark_record, cold_compile_cache, compile_modes, compiled_in_place, measure_alternating
+from ..runner.bench_run import (
+    benchmark_record,
+    cold_compile_cache,
+    compile_cells,
+    compile_columns,
+    compile_modes,
+    compiled_in_place,
+    measure_alternating,
+)
 from ..runner.parse import parse_config
 from .task import ADVERSARIAL
 
@@ -100,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*could not find the monitored key.*")  # validation is off
     print(f"# PGD-AT training images/s, normbench run vs plain loop (same torchattacks PGD); "
           f"{torch.get_num_threads()} threads; median of {args.repeats} alternating repeats; {args.config}")
-    extra = (" compile | compile s |", "---|---:|") if args.compile else ("", "")
+    extra = compile_columns(args.compile)
     print("| norm | batch | steps | clean step img/s | plain PGD-AT img/s | normbench img/s | ratio | PGD-AT cost vs clean |"
           + extra[0])
     print("|---|---:|---:|---:|---:|---:|---:|---:|" + extra[1])
@@ -115,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                     clean = plain_loop(cfg, steps, attack=False)
                     row = (f"| {norm} | {batch} | {steps} | {clean:.0f} | {m.plain:.1f} | {m.normbench:.1f} | "
                            f"{m.ratio:.2f} | {clean / m.plain:.1f}x |")
-                    if args.compile:
-                        row += f" {'on' if compiled else 'off'} | {m.compile_time_s:.1f} |"
+                    row += compile_cells(args.compile, compiled, m.compile_time_s)
                     print(row, flush=True)
     return 0
 

@@ -39,7 +39,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..runner.bench_run import benchmark_record, cold_compile_cache, compile_modes, compiled_in_place, measure_alternating
+from ..runner.bench_run import (
+    benchmark_record,
+    cold_compile_cache,
+    compile_cells,
+    compile_columns,
+    compile_modes,
+    compiled_in_place,
+    measure_alternating,
+)
 from ..runner.parse import parse_config
 from .config import FewShotConfig, InnerLoopConfig
 from .protocol import forward_of, meta_batch_of, method_section
@@ -136,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     order = "first" if args.first_order else "second"
     print(f"# ms per meta-update, normbench run vs plain learn2learn loop; MAML {order} order; "
           f"median of {args.repeats} alternating repeats; {args.config}")
-    extra = (" compile | compile s |", "---|---:|") if args.compile else ("", "")
+    extra = compile_columns(args.compile)
     print("| method | norm | shots | meta-batch | steps | plain ms | normbench ms | ratio |" + extra[0])
     print("|---|---|---:|---:|---:|---:|---:|---:|" + extra[1])
     with tempfile.TemporaryDirectory() as tmp, cold_compile_cache(args.compile, Path(tmp) / "inductor"):
@@ -154,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                         m = measure_alternating(lambda: plain_loop(cfg, args.steps), lambda: normbench_run(cfg, Path(tmp)),
                                                 lambda r: ms_per_update(cfg, r), args.repeats)
                         row = f"{head} {m.plain:.1f} | {m.normbench:.1f} | {m.ratio:.2f} |"
-                        print(row + (f"{tail} {m.compile_time_s:.1f} |" if args.compile else ""), flush=True)
+                        print(row + compile_cells(args.compile, compiled, m.compile_time_s), flush=True)
     return 0
 
 

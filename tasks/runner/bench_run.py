@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from .config import RunConfig
     from .task import Task
 
-__all__ = ["benchmark_record", "cold_compile_cache", "compile_modes", "compiled_in_place", "Measured", "measure_alternating"]
+__all__ = ["benchmark_record", "cold_compile_cache", "compile_modes", "compiled_in_place", "compile_columns",
+           "compile_cells", "Measured", "measure_alternating"]
 
 
 def benchmark_record(cfg: "RunConfig", task: "Task", out_dir: Path) -> dict[str, Any]:
@@ -90,3 +91,13 @@ def compiled_in_place(task: "Task", cfg: "RunConfig", module: Any) -> None:
     if cfg.trainer.compile:
         for net in task.compiled_networks(cfg, module):
             net.compile()
+
+
+def compile_columns(with_compile: bool) -> tuple[str, str]:
+    """The header cells and separator cells a ``--compile`` table appends (empty when eager only)."""
+    return (" compile | compile s |", "---|---:|") if with_compile else ("", "")
+
+
+def compile_cells(with_compile: bool, compiled: bool, compile_time_s: float) -> str:
+    """A row's cells under :func:`compile_columns`: the setting and the cold compile time."""
+    return f" {'on' if compiled else 'off'} | {compile_time_s:.1f} |" if with_compile else ""

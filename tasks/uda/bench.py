@@ -31,7 +31,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..runner.bench_run import benchmark_record, cold_compile_cache, compile_modes, compiled_in_place, measure_alternating
+from ..runner.bench_run import (
+    benchmark_record,
+    cold_compile_cache,
+    compile_cells,
+    compile_columns,
+    compile_modes,
+    compiled_in_place,
+    measure_alternating,
+)
 from ..runner.parse import parse_config
 from .adversarial import annealed_lr_factor, domain_adversarial_loss, grl_coefficient, reverse_gradient
 from .task import UDA
@@ -101,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's combined loader, both sides alike
     print(f"# DANN training images/s (source + target), normbench run vs plain PyTorch loop; "
           f"{torch.get_num_threads()} threads; median of {args.repeats} alternating repeats; {args.config}")
-    extra = (" compile | compile s |", "---|---:|") if args.compile else ("", "")
+    extra = compile_columns(args.compile)
     print("| norm | batch per domain | steps | plain img/s | normbench img/s | ratio |" + extra[0])
     print("|---|---:|---:|---:|---:|---:|" + extra[1])
     with tempfile.TemporaryDirectory() as tmp, cold_compile_cache(args.compile, Path(tmp) / "inductor"):
@@ -113,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                     m = measure_alternating(lambda: plain_loop(cfg, steps), lambda: normbench_run(cfg, Path(tmp)),
                                             lambda r: float(r["train_images_per_s"]), args.repeats)
                     row = f"| {norm} | {batch} | {steps} | {m.plain:.0f} | {m.normbench:.0f} | {m.ratio:.2f} |"
-                    if args.compile:
-                        row += f" {'on' if compiled else 'off'} | {m.compile_time_s:.1f} |"
+                    row += compile_cells(args.compile, compiled, m.compile_time_s)
                     print(row, flush=True)
     return 0
 
