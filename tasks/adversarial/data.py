@@ -23,6 +23,7 @@ from ..data.config import DataConfig
 from ..data.datamodule import ImageDataModule
 from ..data.splits import permutation
 from ..data.tensor_data import BatchTransform, TensorImageDataset
+from ..runner.outcomes import ItemList
 
 __all__ = ["RobustDataModule", "IndexedImages", "fixed_subset", "TEST_SET_SIZES"]
 
@@ -48,6 +49,13 @@ def fixed_subset(dataset: TensorImageDataset, size: int | None, seed: int) -> In
     n = len(dataset)
     keep = torch.arange(n) if size is None or size >= n else permutation(n, seed + _SUBSET_SEED_OFFSET)[:size].sort().values
     return IndexedImages(dataset.images[keep], dataset.labels[keep], keep)
+
+
+def robust_items(test: ItemList, index: Tensor) -> ItemList:
+    """The attack subset's items: the test images at ``index`` (positions in the evaluated test split)."""
+    ids = tuple(test.ids[i] for i in index.tolist())
+    words = f"{test.source.replace('/', ' ')} images: the attack subset of {len(ids)} (indices into the split)"
+    return ItemList("robust", words, test.source, ids)
 
 
 class RobustDataModule(ImageDataModule):
@@ -76,6 +84,7 @@ class RobustDataModule(ImageDataModule):
             assert isinstance(self.val_set, TensorImageDataset) and isinstance(self.test_set, TensorImageDataset)
             self.val_subset = fixed_subset(self.val_set, self.val_robust_samples, self.cfg.split_seed)
             self.test_subset = fixed_subset(self.test_set, self.robust_samples, self.cfg.split_seed)
+            self.outcome_items["robust"] = robust_items(self.outcome_items["test"], self.test_subset.index)
 
     def val_dataloader(self) -> list[DataLoader]:  # type: ignore[override]
         size = self.cfg.eval_batch_size

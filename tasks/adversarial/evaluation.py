@@ -21,7 +21,8 @@ from .config import RobustEvalConfig
 from .ensemble import EnsembleSettings, build_ensemble, run_ensemble
 from .sanity import EvalCounts, eval_warnings
 
-__all__ = ["RobustEvaluator", "EvalSummary", "summarize", "PGD_STEPS", "SELECTION_PGD_STEPS", "attack_names"]
+__all__ = ["RobustEvaluator", "EvalSummary", "summarize", "metric_columns", "PGD_STEPS", "SELECTION_PGD_STEPS",
+           "attack_names"]
 
 PGD_STEPS = 20
 SELECTION_PGD_STEPS = 10
@@ -98,6 +99,19 @@ class EvalSummary:
                 "metrics": self.metrics, "eval_warning": "; ".join(self.warnings) or None}
 
 
+def metric_columns(outcomes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per-image outcomes under the names of the metrics that are their means (the outcome file's columns too).
+
+    ``test/robust_acc`` is the ensemble's outcome, or PGD-20's without an ensemble.
+    """
+    columns = {"test/subset_acc": outcomes["clean"], "test/fgsm_acc": outcomes["fgsm"],
+               f"test/pgd{PGD_STEPS}_acc": outcomes["pgd"]}
+    if "pgd_long" in outcomes:
+        columns[f"test/pgd{PGD_STEPS * CONVERGENCE_FACTOR}_acc"] = outcomes["pgd_long"]
+    columns["test/robust_acc"] = outcomes.get("ensemble", outcomes["pgd"])
+    return columns
+
+
 def summarize(outcomes: dict[str, torch.Tensor], settings: EnsembleSettings) -> EvalSummary:
     """Metrics and sanity checks of the per-image outcomes of one subset (each image once)."""
     n = len(outcomes["clean"])
@@ -110,12 +124,8 @@ def summarize(outcomes: dict[str, torch.Tensor], settings: EnsembleSettings) -> 
     for key, value in outcomes.items():
         if key.startswith("broken:"):
             counts[key] = int(value.sum())
-    metrics = {"test/subset_acc": counts["clean"] / n, "test/fgsm_acc": counts["fgsm"] / n,
-               f"test/pgd{PGD_STEPS}_acc": counts["pgd"] / n}
-    if "pgd_long" in counts:
-        metrics[f"test/pgd{PGD_STEPS * CONVERGENCE_FACTOR}_acc"] = counts["pgd_long"] / n
+    metrics = {name: int(column.sum()) / n for name, column in metric_columns(outcomes).items()}
     has_ensemble = "ensemble" in counts
-    metrics["test/robust_acc"] = (counts["ensemble"] if has_ensemble else counts["pgd"]) / n
     robust_attack = settings.name() if has_ensemble else f"pgd-{PGD_STEPS}"
     warnings = eval_warnings(EvalCounts(
         samples=n, clean=counts["clean"], fgsm=counts["fgsm"], pgd=counts["pgd"], pgd_long=counts.get("pgd_long"),

@@ -27,11 +27,12 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ..optim import build_sgd
 from ..runner.config import config_to_dict
+from ..runner.outcomes import ItemOutcomes
 from ..runner.step_logging import check_and_log_train_loss
 from .attacks import generate, pgd, training_attack
 from .config import AdversarialConfig, TradesConfig
 from .ensemble import EnsembleSettings
-from .evaluation import SELECTION_PGD_STEPS, RobustEvaluator, summarize
+from .evaluation import SELECTION_PGD_STEPS, RobustEvaluator, metric_columns, summarize
 from .models import build_network
 
 __all__ = ["AdversarialModule", "EVAL_FILE"]
@@ -69,6 +70,7 @@ class AdversarialModule(L.LightningModule):
         self.evaluator: RobustEvaluator | None = None  # built in on_test_epoch_start, after the model moved
         self.eval_reports: list[dict[str, Any]] = []  # one per test run, in order (the last weights first)
         self._outcomes: dict[str, list[torch.Tensor]] = {}
+        self.item_outcomes = ItemOutcomes()  # per test image: clean, FGSM, PGD-20, AutoAttack correct (outcomes.json)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -97,13 +99,14 @@ class AdversarialModule(L.LightningModule):
         return build_sgd(self.net, self.cfg.optim, self.global_batch_size, total, max(1, total // epochs))
 
     # --- shared by validation and test ------------------------------------------------------------
-    def _clean(self, images: torch.Tensor, labels: torch.Tensor, split: str) -> None:
+    def _clean(self, images: torch.Tensor, labels: torch.Tensor, split: str) -> torch.Tensor:
         with torch.autocast(images.device.type, enabled=False):
             logits = self.net(images.float())
         self.log(f"{split}/loss", F.cross_entropy(logits, labels), on_epoch=True, sync_dist=True,
                  add_dataloader_idx=False)
         self.accuracy[split].update(logits, labels)
         self.log(f"{split}/acc", self.accuracy[split], on_epoch=True, add_dataloader_idx=False)
+        return logits
 
     def _keep(self, index: torch.Tensor, outcomes: dict[str, torch.Tensor]) -> None:
         self._outcomes.setdefault("index", []).append(index)
@@ -146,11 +149,14 @@ class AdversarialModule(L.LightningModule):
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         if dataloader_idx == 0:
-            self._clean(batch[0], batch[1], "test")
+            logits = self._clean(batch[0], batch[1], "test")
+            self.item_outcomes.add("test", {"test/acc": logits.argmax(1) == batch[1]})
             return
         images, labels, index = batch
         assert self.evaluator is not None
-        self._keep(index, self.evaluator.evaluate(images, labels))
+        outcomes = self.evaluator.evaluate(images, labels)
+        self._keep(index, outcomes)
+        self.item_outcomes.add("robust", metric_columns(outcomes), dataloader_idx=1)
 
     def on_test_epoch_end(self) -> None:
         if not self._outcomes:  # the subset loader was cut off (limit_test_batches=0 in benchmarks)

@@ -14,6 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from ..models import build_model
 from ..models.config import ModelConfig
 from ..optim import OptimConfig, build_sgd
+from ..runner.outcomes import ItemOutcomes
 from ..runner.step_logging import check_and_log_train_loss
 
 
@@ -46,7 +47,7 @@ class ClassificationModule(L.LightningModule):
         self.optim_cfg = optim
         self.global_batch_size = global_batch_size
         self.label_smoothing = label_smoothing
-        top5 = min(5, num_classes)
+        top5 = self.top5 = min(5, num_classes)
         self.metrics = nn.ModuleDict(
             {
                 f"{split}_{name}": MulticlassAccuracy(num_classes, top_k=k, average="micro")
@@ -54,6 +55,7 @@ class ClassificationModule(L.LightningModule):
                 for name, k in (("acc", 1), ("acc5", top5))
             }
         )
+        self.item_outcomes = ItemOutcomes()  # per test image: correct or not (outcomes.json)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -72,6 +74,9 @@ class ClassificationModule(L.LightningModule):
             metric = self.metrics[f"{split}_{name}"]
             metric.update(logits, labels)
             self.log(f"{split}/{name}", metric, on_epoch=True, prog_bar=name == "acc")
+        if split == "test":
+            top = logits.topk(self.top5, dim=1).indices == labels[:, None]  # as the metrics decide: argmax, top-k
+            self.item_outcomes.add("test", {"test/acc": logits.argmax(1) == labels, "test/acc5": top.any(1)})
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluate(batch, "val")

@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ..runner.outcomes import ItemList, image_items
 from . import imagenet
 from .config import DataConfig
 from .registry import DatasetInfo, get_dataset_info, resolve_data_root
@@ -34,6 +35,7 @@ class ImageDataModule(L.LightningDataModule):
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
+        self.outcome_items: dict[str, ItemList] = {}  # the test images, for per-item outcomes (outcomes.json)
 
     @property
     def num_classes(self) -> int:
@@ -56,6 +58,7 @@ class ImageDataModule(L.LightningDataModule):
             test_images, test_labels = self.info.load_tensors(self.root, "test", cfg.download)
             keep = subset_indices(len(test_labels), cfg.test_fraction, cfg.split_seed)
             self.test_set = TensorImageDataset(test_images[keep], test_labels[keep])
+            self.outcome_items["test"] = image_items("test", cfg.name, "test", keep, len(test_labels))
         else:  # folder data set (ImageNet): per-sample decoding and transforms
             assert self.root is not None
             train_full = imagenet.imagenet_folder(self.root, "train", train_transform=True)
@@ -67,6 +70,7 @@ class ImageDataModule(L.LightningDataModule):
             test_full = imagenet.imagenet_folder(self.root, "test", train_transform=False)
             keep = subset_indices(len(test_full), cfg.test_fraction, cfg.split_seed)
             self.test_set = Subset(test_full, keep.tolist())
+            self.outcome_items["test"] = image_items("test", cfg.name, "test", keep, len(test_full))
 
     def _loader(self, dataset: Dataset | None, batch_size: int, train: bool) -> DataLoader:
         assert dataset is not None, "call setup() first"

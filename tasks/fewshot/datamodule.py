@@ -19,6 +19,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.errors import DataCorruptError
+from ..runner.outcomes import ItemList
 from .data.base import ClassSplit, FewShotDataset, check_split
 from .data.episodes import (
     SPLIT_CODES,
@@ -70,6 +71,14 @@ def _as_list(tasks: list[Any]) -> list[Any]:
     return list(tasks)
 
 
+def episode_items(name: str, episodes: FixedTaskset, s: EpisodeSettings) -> ItemList:
+    """The fixed episodes of set ``name`` as items: episode numbers, hashed with the episodes' own SHA-256."""
+    count = len(episodes)
+    words = (f"{name} episodes 0..{count - 1} ({s.ways}-way {s.shots}-shot, {s.test_queries} queries per class; "
+             f"episodes sha256 {episodes.sha256[:12]}...)")
+    return ItemList(name, words, f"episodes/{episodes.sha256}", tuple(range(count)))
+
+
 class FewShotDataModule(L.LightningDataModule):
     def __init__(self, dataset: FewShotDataset, settings: EpisodeSettings) -> None:
         super().__init__()
@@ -77,6 +86,7 @@ class FewShotDataModule(L.LightningDataModule):
         self.splits: dict[str, ClassSplit] = {}
         self.eval_sets: dict[str, FixedTaskset] = {}
         self.train_tasks: Any = None
+        self.outcome_items: dict[str, ItemList] = {}  # the test episodes, for per-episode outcomes (outcomes.json)
 
     def _load(self, dataset: FewShotDataset, split: str) -> ClassSplit:
         s = self.settings
@@ -109,6 +119,8 @@ class FewShotDataModule(L.LightningDataModule):
             self.splits[s.cross_domain] = self._load(other, "test")
             self.eval_sets[s.cross_domain] = self._fixed(other, self.splits[s.cross_domain], s.cross_domain,
                                                          s.test_episodes)
+        for name in self.test_sets:
+            self.outcome_items[name] = episode_items(name, self.eval_sets[name], s)
 
     @property
     def test_sets(self) -> list[str]:

@@ -7,7 +7,8 @@ Adam step. Evaluation sets the norm layers' modes from the protocol
 (:func:`~tasks.fewshot.protocol.set_evaluation_modes`), puts every buffer back
 after each episode (:class:`~tasks.fewshot.protocol.BufferGuard`), and logs the
 mean accuracy and its 95% interval over the episodes; the per-episode test
-accuracies go to ``test_episodes.csv`` in the run directory.
+accuracies go to ``outcomes.json`` (through ``item_outcomes``) and, for readers
+of older records, to ``test_episodes.csv`` in the run directory.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import Tensor
 
 from normlayers import standardize_convolutions
 
+from ..runner.outcomes import ItemOutcomes
 from ..runner.step_logging import check_and_log_train_loss
 from .data.episodes import Episode, split_episode
 from .methods import ANIL, MAML, EpisodicLearner, ProtoNet
@@ -83,6 +85,7 @@ class FewShotModule(L.LightningModule):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
         self.guard = BufferGuard(self.learner)
         self.accuracies: dict[str, list[tuple[int, float]]] = {}
+        self.item_outcomes = ItemOutcomes()  # per test episode: its accuracy (outcomes.json)
 
     def episode(self, images: Tensor, labels: Tensor) -> Episode:
         """Standardize a uint8 task on the device and split it into support and query sets."""
@@ -143,7 +146,10 @@ class FewShotModule(L.LightningModule):
         self._begin_evaluation(self.test_sets)
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, self.test_sets[dataloader_idx])
+        name = self.test_sets[dataloader_idx]
+        self._evaluate(batch, name)
+        self.item_outcomes.add(name, values={test_metric(name): self.accuracies[name][-1][1]},
+                               dataloader_idx=dataloader_idx)
 
     def on_test_epoch_end(self) -> None:
         for name in self.test_sets:

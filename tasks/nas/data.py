@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from ..data.registry import DatasetInfo, get_dataset_info, resolve_data_root
 from ..data.splits import permutation, subset_indices, train_val_indices
 from ..data.tensor_data import BatchTransform, TensorImageDataset, passthrough_collate
+from ..runner.outcomes import ItemList, image_items
 from .config import NasDataConfig
 
 __all__ = ["NasDataModule", "cutout", "padded_size", "WEIGHTS", "ARCH"]
@@ -74,6 +75,7 @@ class NasDataModule(L.LightningDataModule):
         augment = self.info.standard_augment if cfg.augment == "standard" else cfg.augment
         self.transform = BatchTransform(self.info.mean, self.info.std, augment, self.info.crop_padding)
         self.size = padded_size(cfg, self.info)
+        self.outcome_items: dict[str, ItemList] = {}  # the test images, for per-item outcomes (outcomes.json)
         self.train_sets: dict[str, TensorImageDataset] = {}
         self.val_set: TensorImageDataset | None = None
         self.test_set: TensorImageDataset | None = None
@@ -111,6 +113,7 @@ class NasDataModule(L.LightningDataModule):
         test_images, test_labels = self.info.load_tensors(root, "test", cfg.download)
         keep = subset_indices(len(test_labels), cfg.test_fraction, cfg.split_seed)
         self.test_set = TensorImageDataset(_pad(test_images[keep], self.size), test_labels[keep])
+        self.outcome_items = {"test": image_items("test", cfg.name, "test", keep, len(test_labels))}
 
     def _loader(self, dataset: TensorImageDataset | None, batch_size: int, train: bool) -> DataLoader:
         assert dataset is not None, "call setup() first"

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from ..runner.outcomes import ItemOutcomes
 from ..runner.step_logging import check_and_log_train_loss
 from .genotypes import parse_genotype
 from .network import EvalNetwork
@@ -36,6 +37,7 @@ class RetrainModule(L.LightningModule):
         self.metrics = torch.nn.ModuleDict({split: MulticlassAccuracy(num_classes, average="micro")
                                             for split in ("val", "test")})
         self._total_batches = 1
+        self.item_outcomes = ItemOutcomes()  # per test image: correct or not (outcomes.json)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)[0]
@@ -76,6 +78,8 @@ class RetrainModule(L.LightningModule):
         metric = self.metrics[split]
         metric.update(logits, labels)
         self.log(f"{split}/acc", metric, on_epoch=True, prog_bar=True)
+        if split == "test":
+            self.item_outcomes.add("test", {"test/acc": logits.argmax(1) == labels})
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluate(batch, "val")

@@ -31,6 +31,7 @@ from .config import RunConfig
 from .identity import declaration_fields, identity_fields, weight_standardization_of
 from .lease import RunLease, lease_holder
 from .loggers import logger_record_fields
+from .outcomes import outcome_record_fields
 from .prepare import coordinates_of, prepare
 from .provenance import provenance
 from .record import RECORD_NAME, SCHEMA_VERSION, utc_now, write_json_atomic
@@ -120,6 +121,7 @@ def _record(cfg: RunConfig, task: Task, run_dir: Path, status: str, error: str |
         record.update(task.record_extras(cfg, results))
     record["started_at"] = started
     record["finished_at"] = utc_now()
+    record.update(outcome_record_fields(run_dir))  # outcome_file, eval_items_hash
     record.update(provenance(cfg.trainer.accelerator))
     record.update(extra)
     return record

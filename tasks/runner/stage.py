@@ -27,6 +27,7 @@ from .config import RunConfig
 from .diagnostics import NormDiagnostics, stats_file_name
 from .layer_sync import NormSync
 from .loggers import RunLoggers, build_loggers
+from .outcomes import TestPasses, checkpoint_sets, write_outcomes
 from .ramp import RampSchedule
 from .rundir import CHECKPOINT_DIR, INTERRUPT_CHECKPOINT, LAST_CHECKPOINT, latest_checkpoint
 from .task import Stage, StageResult, Task, finite_metrics
@@ -150,6 +151,8 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
     callbacks = [clock, tracker, RandomState(), LeaseGuard(ctx.lease), RampSchedule(stage.optimizer_steps_per_batch),
                  *_checkpointers(ctx, stage, ckpt_dir),
                  _CheckpointOnInterrupt(dirpath=ckpt_dir, filename=INTERRUPT_CHECKPOINT)]
+    test_passes = TestPasses()  # per-item outcomes of each test pass (outcomes.json)
+    callbacks.append(test_passes)
     diagnostics = None
     if ctx.cfg.diagnostics.norm_stats:
         diagnostics = NormDiagnostics(ctx.cfg, ctx.task, stage, ctx.run_dir / stats_file_name(stage.name, ctx.multi_stage))
@@ -172,6 +175,8 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
             result.outputs = {**ctx.task.stage_outputs(ctx.cfg, stage, module), **compiled,
                               **(diagnostics.record_fields() if diagnostics is not None else {}),
                               **group_choice_fields(module, f"{stage.name}/" if ctx.multi_stage else "")}
+            if trainer.is_global_zero:  # named like the metrics above: selected plainly, last under last/
+                write_outcomes(ctx.run_dir, checkpoint_sets(test_passes.passes))
     finally:
         try:
             loggers.close()

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from ..data.errors import DataError
 from ..data.splits import subset_indices, train_val_indices
 from ..data.tensor_data import BatchTransform, TensorImageDataset, passthrough_collate
+from ..runner.outcomes import ItemList, image_items
 from . import loading, office
 from .config import ADVERSARIAL_METHODS, UdaConfig
 from .domains import Domain, get_domain
@@ -91,6 +92,7 @@ class UdaDataModule(L.LightningDataModule):
         self.eval_transform = BatchTransform(TENSOR_MEAN, TENSOR_STD, "none")
         self.provenance: dict[str, str] = {}
         self.sets: dict[str, Dataset] = {}
+        self.outcome_items: dict[str, ItemList] = {}  # the test sets' images, for per-item outcomes (outcomes.json)
 
     @property
     def num_classes(self) -> int:
@@ -144,6 +146,7 @@ class UdaDataModule(L.LightningDataModule):
             test_images, test_labels = self._tensor_split(domain, "test")
             keep = subset_indices(len(test_labels), d.test_fraction, d.split_seed)
             self.sets[role] = TensorImageDataset(test_images[keep], test_labels[keep])
+            self.outcome_items[role] = image_items(role, domain.name, "test", keep, len(test_labels))
 
     def _setup_folders(self) -> None:
         d = self.data
@@ -154,12 +157,14 @@ class UdaDataModule(L.LightningDataModule):
         self.sets["labelled_train"] = source.subset(train_idx.tolist(), transform=train_tf)
         self.sets["labelled_val"] = source.subset(val_idx.tolist())
         self.sets["source_test"] = source.subset(val_idx.tolist())  # Office has no test split: held-out images
+        self.outcome_items["source_test"] = image_items("source_test", self.source.name, "all", val_idx, len(source))
         target = office.ImageList(loading.folder_samples(self.target, self.root), eval_tf)
         keep = subset_indices(len(target), d.fraction, d.split_seed + 1).tolist()
         self.sets["unlabelled_train"] = target.subset(keep, labelled=False, transform=train_tf)
         self.sets["adabn"] = target.subset(keep, labelled=False)
         test_keep = subset_indices(len(target), d.test_fraction, d.split_seed).tolist()
         self.sets["target_test"] = target.subset(test_keep)
+        self.outcome_items["target_test"] = image_items("target_test", self.target.name, "all", test_keep, len(target))
 
     # ------------------------------------------------------------------------------------------- loaders
     def _loader(self, dataset: Dataset, batch_size: int, *, shuffle: bool = False, drop_last: bool = False,

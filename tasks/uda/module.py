@@ -27,6 +27,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from normlayers import resolve_norm
 
+from ..runner.outcomes import ItemOutcomes
 from ..runner.step_logging import check_and_log_train_loss
 from .adabn import adapt_running_stats, does_not_apply_reason
 from .adversarial import (
@@ -89,6 +90,7 @@ class UdaModule(L.LightningModule):
         self._adapted: nn.Module | None = None
         self.total_steps = 1
         self.data_provenance: dict[str, str] = {}
+        self.item_outcomes = ItemOutcomes()  # per test image: correct or not, plain and AdaBN (outcomes.json)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -194,9 +196,14 @@ class UdaModule(L.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         x, y = batch
         domain = ("source", "target")[dataloader_idx]
-        self._accuracy(f"test_{domain}", self.net(x), y, f"test/{domain}_acc")
+        logits = self.net(x)
+        self._accuracy(f"test_{domain}", logits, y, f"test/{domain}_acc")
+        correct = {f"test/{domain}_acc": logits.argmax(1) == y}
         if domain == "target" and self._adapted is not None:
-            self._accuracy("test_target_adabn", self._adapted(x), y, "test/target_acc_adabn")
+            adapted = self._adapted(x)
+            self._accuracy("test_target_adabn", adapted, y, "test/target_acc_adabn")
+            correct["test/target_acc_adabn"] = adapted.argmax(1) == y
+        self.item_outcomes.add(f"{domain}_test", correct, dataloader_idx=dataloader_idx)
 
     def on_test_epoch_end(self) -> None:
         self._adapted = None
