@@ -10,6 +10,9 @@ from pathlib import Path
 
 import torch
 
+from tasks.data.splits import subset_indices
+from tasks.runner.outcomes import item_ids_hash, read_outcomes
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -36,3 +39,7 @@ def test_two_process_ddp_run_with_synchronized_bgn(tmp_path: Path) -> None:
     group_stats = [k for k in state if k.endswith("stats.running_mean")]
     assert group_stats and all(state[k].shape == (2,) for k in group_stats)
     assert all(state[k.replace("running_mean", "num_batches_tracked")].item() == 22 for k in group_stats)
+    # per-item outcomes gathered from both processes: every test image once, in item order, as one process scores them
+    (test,) = read_outcomes(run_dirs[0] / "outcomes.json")
+    assert test.n == 100 and test.item_ids_hash == item_ids_hash("fashion_mnist/test", subset_indices(10000, 0.01, 0).tolist())
+    assert abs(test.columns["test/acc"].mean() - record["test/acc"]) <= 1e-6  # 50 images per process: no padding
