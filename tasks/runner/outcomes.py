@@ -121,7 +121,10 @@ class OutcomeSet:
     def from_json(cls, data: dict[str, Any]) -> OutcomeSet:
         """A set as :meth:`to_json` wrote it; raises ValueError naming what is wrong."""
         n = int(data["n"])
-        columns = {k: np.frombuffer(v.encode(), dtype=np.uint8) == ord("1") for k, v in data.get("columns", {}).items()}
+        codes = {k: np.frombuffer(v.encode(), dtype=np.uint8) for k, v in data.get("columns", {}).items()}
+        if any(((c != ord("0")) & (c != ord("1"))).any() for c in codes.values()):
+            raise ValueError(f"set {data['name']!r}: a column holds characters other than 0 and 1")
+        columns = {k: c == ord("1") for k, c in codes.items()}
         values = {k: np.asarray(v, dtype=np.float64) for k, v in data.get("values", {}).items()}
         for key, column in [*columns.items(), *values.items()]:
             if len(column) != n:

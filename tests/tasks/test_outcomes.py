@@ -58,6 +58,9 @@ def test_a_set_round_trips_with_binary_columns_as_strings() -> None:
     assert data["reduce"] == {"test/acc": "mean", "test/episode_acc": "mean"}
     back = OutcomeSet.from_json(json.loads(json.dumps(data)))
     assert back.columns["test/acc"].tolist() == [True, False, True] and back.n == 3
+    data["columns"]["test/acc"] = "1x1"
+    with pytest.raises(ValueError, match="characters other than 0 and 1"):
+        OutcomeSet.from_json(data)
     data["columns"]["test/acc"] = "10"
     with pytest.raises(ValueError, match="test/acc has 2 items, the set says n=3"):
         OutcomeSet.from_json(data)
