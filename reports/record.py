@@ -162,8 +162,8 @@ class Context:
         pairs = lambda ps: tuple((k, scalar_order(v)) for k, v in ps)  # noqa: E731
         return (self.dataset, self.model, self.axis, pairs(self.coordinates), self.batch_size or 0,
                 pairs(self.protocol), self.world_size, self.precision or "", self.sync_norm,
-                self.profile or "", self.selection or "", self.compile, self.comparison_hash or "",
-                pairs(self.comparison))
+                self.profile or "", self.selection or "", self.compile,
+                pairs(self.comparison), self.comparison_hash or "")
 
     def parts(self, varying: Iterable[str] = ()) -> tuple[str, ...]:
         """`key=value` words that tell this table apart from the others of its (task, dataset, model).
