@@ -21,13 +21,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-import statistics
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from scipy import stats as _scipy_stats
 
-from .compare import ALPHA, CONFIDENCE, MIN_SEEDS_FOR_TEST, pairing_of, paired_t
+from .compare import ALPHA, CONFIDENCE, MIN_SEEDS_FOR_TEST, paired_t, pairing_of
 from .family import HOLM, holm
 from .record import Context, RunRecord, format_scalar, row_key
 from .stats import CellStats
