@@ -241,3 +241,24 @@ def test_a_declared_reference_replaces_bn(tmp_path, write_record):
     assert "significantly better than GN (G=32) at the same batch size" in caption
     # the report option wins over the records
     assert {c.norm: c for c in aggregate(records, reference="bn")}["gn:num_groups=32"].comparison.reference == "bn"
+
+
+# --- the record fields -------------------------------------------------------------------------------
+
+def test_comparison_fields_are_checked_and_a_missing_hash_is_computed(tmp_path, write_record):
+    import hashlib
+    import json
+
+    _write(write_record, "bn", 2, 0, 0.7, "a", **_key())
+    _write(write_record, "bn", 2, 1, 0.7, "b", comparison_hash="feedfeedfeedfeed", **_key())
+    _write(write_record, "bn", 2, 2, 0.7, "c", row_coordinates="norm_mode")
+    _write(write_record, "bn", 2, 3, 0.7, "d", comparison=["data.fraction"])
+    collection = collect_runs(tmp_path / "runs")
+    (computed,) = [r for r in collection.records if r.seed == 0]
+    canonical = json.dumps({**BASE}, sort_keys=True, separators=(",", ":"))
+    assert computed.comparison_hash == hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    assert {r.seed for r in collection.records} == {0, 1}  # the given hash is used as given: another context
+    assert len(tables_from_records(collection.records)) == 2
+    assert [p.split(": ", 1)[1] for p in collection.problems] == [
+        "key 'row_coordinates' must be list, got str 'norm_mode'",
+        "key 'comparison' must be object, got list ['data.fraction']"]
