@@ -204,7 +204,9 @@ def varying_settings(contexts: Iterable[Context]) -> dict[tuple[str, str, str], 
             values[name].add(getattr(context, name))
     out = {head: set(n for n, v in values.items() if len(v) > 1) for head, values in seen.items()}
     for head, keys in differing_keys(contexts).items():
-        out[head] |= {KEY_PREFIX + k for k in keys}
+        # a key the context already shows (a protocol choice, a varying run setting) is not named twice
+        shown = out[head] | {k for c in contexts if c.head == head for k, _ in c.protocol}
+        out[head] |= {KEY_PREFIX + k for k in keys if k.rsplit(".", 1)[-1] not in shown}
         if any(not c.keyed for c in contexts if c.head == head) and any(c.keyed for c in contexts if c.head == head):
             out[head].add(UNKEYED)
     return {head: frozenset(names) for head, names in out.items()}

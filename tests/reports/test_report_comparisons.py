@@ -262,3 +262,14 @@ def test_comparison_fields_are_checked_and_a_missing_hash_is_computed(tmp_path, 
     assert [p.split(": ", 1)[1] for p in collection.problems] == [
         "key 'row_coordinates' must be list, got str 'norm_mode'",
         "key 'comparison' must be object, got list ['data.fraction']"]
+
+
+def test_a_key_the_context_already_shows_is_not_named_twice(tmp_path, write_record):
+    for mode in ("eval", "train"):
+        _write(write_record, "bn", 2, 0, 0.7, mode, protocol={"attack_mode": mode},
+               **_key(**{"adversarial.attack_mode": mode, "data.fraction": 0.01 if mode == "eval" else 0.02}))
+    tables = tables_from_records(_records(tmp_path))
+    assert [t.parts for t in tables] == [("attack_mode=eval", "data.fraction=0.01"),
+                                         ("attack_mode=train", "data.fraction=0.02")]
+    keys = [d.key for d in comparison_differences(tables[0].context, [t.context for t in tables])]
+    assert keys == ["adversarial.attack_mode", "data.fraction"]  # the data keeps every differing key
