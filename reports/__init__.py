@@ -5,9 +5,13 @@ Modules, in the order data flows through them:
 - :mod:`reports.record`   what a record means: metric declarations, table axis, context
 - :mod:`reports.schema`   validate schema 1 and 2 records; upgrade schema 1 on read
 - :mod:`reports.collect`  find and load records; skip duplicates; list incomplete runs
-- :mod:`reports.episodes` per-episode accuracy files beside few-shot records, checked for pairing
-- :mod:`reports.compare`  the test against BN: hierarchical bootstrap, paired t, Welch
-- :mod:`reports.stats`    aggregate over seeds; the comparison with BN; 95% intervals
+- :mod:`reports.keys`     which comparison-key settings tell two tables apart (captions, refusals)
+- :mod:`reports.outcomes` per-item outcome files (outcomes.json; old few-shot episode files), for pairing
+- :mod:`reports.episodes` the old per-episode accuracy files of few-shot records
+- :mod:`reports.compare`  the test against the reference: bootstrap, paired t, Welch; difference and 95% CI
+- :mod:`reports.stats`    aggregate over seeds; the comparison with the reference; 95% intervals
+- :mod:`reports.family`   Holm over declared families (the table, or the sweep's hypotheses)
+- :mod:`reports.contrasts`  difference-in-differences across the table axis, for declared pairs
 - :mod:`reports.tables`   lay cells out as paper tables and decide what each cell shows
 - :mod:`reports.render`   spell tables as Markdown, LaTeX, HTML and CSV
 - :mod:`reports.summary_spec`  the declared cross-task summary columns, resolved against the runs

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from .cells import plot_genotypes
 from .collect import Collection, collect_runs
+from .contrasts import compute_contrasts, render_contrasts_csv
 from .diagnostics_plots import plot_diagnostics
+from .family import parse_hypotheses
 from .index import ReportFiles, write_index
 from .plots import plot_tables
 from .render import render_csv, render_latex, render_markdown
@@ -43,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--wandb-build-only", action="store_true",
                         help="with --wandb: build the report and write its JSON, do not publish")
     parser.add_argument("--title", default=None, help="title of the W&B report")
+    parser.add_argument("--reference", default=None, metavar="NORM",
+                        help="norm spec every other norm is compared with (default: the records' reference_norm, "
+                             "else bn)")
     parser.add_argument("--print", dest="show", choices=("all", "summary", "none"), default="all",
                         help="what to print: the main table of every task and the cross-task summary (all, the "
                              "default), only the summary, or nothing but the paths")
@@ -97,7 +102,7 @@ def _figures(collection: Collection, tables: list[Table], files: ReportFiles) ->
 
 
 def _table_notes(tables: list[Table]) -> list[str]:
-    """Why episode files were not used for a comparison, once each."""
+    """Why outcome files were not used, and why a comparison fell back to a coarser test, once each."""
     found: list[str] = []
     for table in tables:
         for row in table.rows:
@@ -105,7 +110,18 @@ def _table_notes(tables: list[Table]) -> list[str]:
                 found += cell.notes
                 if cell.comparison is not None:
                     found += cell.comparison.notes
+                    if cell.comparison.made and cell.comparison.fallback:
+                        found.append(f"{table.name}: {row.label} at {cell.axis_label}: {cell.comparison.fallback}")
     return list(dict.fromkeys(found))
+
+
+def _write_contrasts(collection: Collection, tables: list[Table], files: ReportFiles) -> None:
+    """tables/contrasts.csv when the records declare difference-in-differences contrasts."""
+    cells = [c for t in tables for row in t.rows for c in row.cells.values()]
+    contrasts, problems = compute_contrasts(cells, collection.records)
+    files.notes += problems + parse_hypotheses(collection.records)[1]
+    if contrasts:
+        (files.out_dir / "tables" / "contrasts.csv").write_text(render_contrasts_csv(contrasts), encoding="utf-8")
 
 
 def _runs(n: int) -> str:
@@ -175,10 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         out.mkdir(parents=True, exist_ok=True)
-        tables = tables_from_records(collection.records)
-        summary = build_summary(collection.records)
+        tables = tables_from_records(collection.records, args.reference)
+        summary = build_summary(collection.records, args.reference)
         files = _write_tables(tables, out)
         files.notes += _table_notes(tables) + list(summary.problems)
+        _write_contrasts(collection, tables, files)
         _write_summary(summary, files)
         _figures(collection, tables, files)
         report = _wandb(args, collection, tables, files, summary) if args.wandb else None

@@ -9,10 +9,20 @@ infers a metric's meaning from its name.
 two records are seeds of one table cell only when their contexts, norms and
 axis values are equal. That is the rule that keeps the reporter from averaging
 unlike runs (PGD-AT with TRADES, one GPU with two, fp32 with bf16).
+
+Records that carry a comparison key (``comparison``: every resolved config value
+that changes what is computed, and its ``comparison_hash``) put it into the
+context, so two runs made with ``data.fraction`` 0.01 and 0.02 land in two
+tables whose names and captions say ``data.fraction=0.01`` / ``=0.02``
+(:func:`comparison_differences`). Records written before the key existed keep
+an empty key: they group as before, and :attr:`Context.keyed` says so.
+Coordinates a task lists in ``row_coordinates`` (few-shot's norm mode) name a
+row variant ("BN · running") instead of splitting the table.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +115,18 @@ def scalar_order(value: Scalar | None) -> tuple[int, float, str]:
 
 
 Pairs = tuple[tuple[str, Scalar], ...]
+# A context word for a run without a comparison key, shown only beside keyed runs of the same head.
+UNKEYED = "comparison_key"
+UNKEYED_WORD = "comparison key=none (old record)"
+KEY_PREFIX = "comparison:"  # varying_settings' name for a comparison key that varies
+ABSENT = "absent"  # how a key's value reads for runs that lack it
+
+
+def key_value(value: Any) -> Scalar | None:
+    """A comparison value as a hashable scalar: lists and objects as their canonical JSON."""
+    if value is None or isinstance(value, SCALAR_TYPES):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -124,6 +146,13 @@ class Context:
     profile: str | None
     selection: str | None  # the rule that chose the reported checkpoint
     compile: bool = False  # trainer.compile (torch.compile): same results, other throughput
+    comparison: Pairs = ()  # the records' comparison key, sorted by key; () for records without one
+    comparison_hash: str | None = None  # None: written before the key existed (grouped as before)
+
+    @property
+    def keyed(self) -> bool:
+        """Whether the runs carry a comparison key (False: old records, grouped by the fields above only)."""
+        return self.comparison_hash is not None
 
     @property
     def head(self) -> tuple[str, str, str]:
@@ -133,7 +162,8 @@ class Context:
         pairs = lambda ps: tuple((k, scalar_order(v)) for k, v in ps)  # noqa: E731
         return (self.dataset, self.model, self.axis, pairs(self.coordinates), self.batch_size or 0,
                 pairs(self.protocol), self.world_size, self.precision or "", self.sync_norm,
-                self.profile or "", self.selection or "", self.compile)
+                self.profile or "", self.selection or "", self.compile,
+                pairs(self.comparison), self.comparison_hash or "")
 
     def parts(self, varying: Iterable[str] = ()) -> tuple[str, ...]:
         """`key=value` words that tell this table apart from the others of its (task, dataset, model).
@@ -147,17 +177,40 @@ class Context:
         words += [f"{k}={format_scalar(v)}" for k, v in self.protocol]
         shown = set(varying)
         words += [f"{name}={format_scalar(getattr(self, name))}" for name in RUN_SETTINGS if name in shown]
+        if self.keyed:
+            mine = dict(self.comparison)
+            keys = sorted(name[len(KEY_PREFIX):] for name in shown if name.startswith(KEY_PREFIX))
+            words += [f"{k}={format_scalar(mine[k]) if k in mine else ABSENT}" for k in keys]
+        elif UNKEYED in shown:
+            words.append(UNKEYED_WORD)
         return tuple(words)
 
 
+
 def varying_settings(contexts: Iterable[Context]) -> dict[tuple[str, str, str], frozenset[str]]:
-    """Per (task, dataset, model): which RUN_SETTINGS take more than one value."""
+    """Per (task, dataset, model): which RUN_SETTINGS and comparison keys take more than one value.
+
+    A varying comparison key comes back as ``comparison:<key>`` (what
+    :meth:`Context.parts` shows as ``<key>=<value>``); UNKEYED when old records
+    without a key sit beside keyed ones.
+    """
+    from .keys import differing_keys  # keys builds on Context
+
+    contexts = list(contexts)
     seen: dict[tuple[str, str, str], dict[str, set[Any]]] = {}
     for context in contexts:
         values = seen.setdefault(context.head, {name: set() for name in RUN_SETTINGS})
         for name in RUN_SETTINGS:
             values[name].add(getattr(context, name))
-    return {head: frozenset(n for n, v in values.items() if len(v) > 1) for head, values in seen.items()}
+    out = {head: set(n for n, v in values.items() if len(v) > 1) for head, values in seen.items()}
+    for head, keys in differing_keys(contexts).items():
+        # a key the context already shows (a protocol choice, a varying run setting) is not named twice
+        shown = out[head] | {k for c in contexts if c.head == head for k, _ in c.protocol}
+        out[head] |= {KEY_PREFIX + k for k in keys if k.rsplit(".", 1)[-1] not in shown}
+        if any(not c.keyed for c in contexts if c.head == head) and any(c.keyed for c in contexts if c.head == head):
+            out[head].add(UNKEYED)
+    return {head: frozenset(names) for head, names in out.items()}
+
 
 
 @dataclass(frozen=True)
@@ -201,6 +254,13 @@ class RunRecord:
     compile: bool = False  # trainer.compile; absent from records written before it existed
     # model.weight_standardization; such a run's norm and norm_label carry "+ws" / " + WS" (a row of its own)
     weight_standardization: bool = False
+    # the comparison key (docs/run-record.md); None for records written before it existed
+    comparison: dict[str, Any] | None = field(default=None, compare=False)
+    comparison_hash: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict, compare=False)
+    train_order_hash: str | None = None  # proves two runs of one seed saw the same batches
+    row_coordinates: tuple[str, ...] = ()  # coordinates that name a row variant, not a table
+    reference_norm: str | None = None  # the norm the sweep compares every other norm with (default bn)
 
     @property
     def finished(self) -> bool:
@@ -223,8 +283,19 @@ class RunRecord:
         return tuple(d.name for d in self.declarations)
 
     @property
+    def row_variant(self) -> Pairs:
+        """The row coordinates' values, sorted by key (few-shot: (("norm_mode", "running"),))."""
+        return tuple(sorted((k, self.coordinates[k]) for k in self.row_coordinates if k in self.coordinates))
+
+    @property
+    def row_key(self) -> str:
+        """The table row: the norm spec, plus the row variant where the task declares one."""
+        return row_key(self.norm, self.row_variant)
+
+    @property
     def context(self) -> Context:
-        spanned = set(self.table_axis.coordinates)
+        spanned = set(self.table_axis.coordinates) | set(self.row_coordinates)
+        comparison = self.comparison or {}
         return Context(
             task=self.task, dataset=self.dataset, model=self.model, axis=self.table_axis.key,
             coordinates=tuple(sorted((k, v) for k, v in self.coordinates.items() if k not in spanned)),
@@ -232,9 +303,24 @@ class RunRecord:
             protocol=tuple(sorted(self.protocol.items())),
             world_size=self.world_size, precision=self.precision, sync_norm=self.sync_norm,
             profile=self.profile, selection=self.selection, compile=self.compile,
+            comparison=tuple(sorted((k, key_value(v)) for k, v in comparison.items())),
+            comparison_hash=self.comparison_hash,
         )
 
     @property
     def grid_key(self) -> tuple[Any, ...]:
         """Equal for two records only when they differ in nothing a table shows: one seed twice."""
-        return (self.context, self.norm, self.axis_value, self.seed)
+        return (self.context, self.row_key, self.axis_value, self.seed)
+
+
+ROW_SEPARATOR = " · "
+
+
+def row_key(norm: str, variant: Pairs) -> str:
+    """`bn` without a variant, `bn · norm_mode=running` with one: unique per table row."""
+    return norm + "".join(f"{ROW_SEPARATOR}{k}={format_scalar(v)}" for k, v in variant)
+
+
+def row_label(label: str, variant: Pairs) -> str:
+    """The row's words: the norm's paper label, then the variant's values ("BN · running")."""
+    return label + "".join(f"{ROW_SEPARATOR}{format_scalar(v)}" for _, v in variant)

@@ -17,7 +17,9 @@ import re
 from dataclasses import replace
 from typing import Iterable
 
-from .compare import ALPHA, MIN_SEEDS_FOR_TEST, tests_sentence
+from .compare import MIN_SEEDS_FOR_TEST
+from .family import CSV_COLUMNS as STAT_COLUMNS
+from .family import csv_values, significance_sentence
 from .record import format_scalar
 from .tables import AVERAGE_LABEL, MISSING, CellView, Table
 
@@ -25,7 +27,7 @@ CSV_COLUMNS = (
     "task", "dataset", "model", "metric", "norm", "norm_label", "norm_num_groups", "batch_size",
     "n", "n_failed", "n_diverged", "mean", "std", "p_vs_bn", "beats_bn", "best",
     "coordinates", "axis", "axis_value", "axis_label", "context", "unit", "direction", "interval",
-    "interval_half_width", "test", "seeds",
+    "interval_half_width", "test", "seeds", "row", *STAT_COLUMNS,
 )
 
 # Per-format spelling of the symbols a caption and a cell use.
@@ -79,17 +81,16 @@ def _caption(table: Table, sym: dict, esc) -> str:
                      f"shown only when all of them have a value.")
     parts.append(f"{sym['bold']('Bold')}: best mean per {column} ({direction} is better).")
     if table.has_bn:
-        used = {c.test for row in table.rows for c in row.cells.values() if c.test}
-        if used:
-            parts.append(
-                f"{sym['sup'](sym['sig'])}: significantly better than BN {same} "
-                f"(one-sided, p {sym['lt']} {ALPHA:g}; {esc(tests_sentence(used))})."
-            )
+        cells = [c for row in table.rows for c in row.cells.values()]
+        reference = next((c.norm_label for c in cells if c.is_reference), "BN")
+        sentence = significance_sentence((c.comparison for c in cells), reference, same)
+        if sentence:
+            parts.append(f"{sym['sup'](sym['sig'])}: {esc(sentence)}")
         else:
             parts.append(f"No significance claimed: a test needs {sym['geq']} {MIN_SEEDS_FOR_TEST} finished seeds "
                          "in both cells.")
     else:
-        parts.append("No BN row, so no significance test.")
+        parts.append("No reference (BN) row, so no significance test.")
     parts.append(
         f"{sym['sup'](sym['dagger'])}: some seeds failed or diverged, mean over the finished seeds; "
         f"{sym['dash']}: not run."
@@ -203,6 +204,7 @@ def render_csv(tables: Iterable[Table]) -> str:
                     str((row.norm, column) in table.best).lower(),
                     _pairs(cell.coordinates), table.context.axis, format_scalar(cell.axis_value),
                     cell.axis_label, ";".join(table.parts), decl.unit, decl.direction, decl.interval or "",
-                    _num(cell.half_width), cell.test, " ".join(map(str, cell.seeds)),
+                    _num(cell.half_width), cell.test, " ".join(map(str, cell.seeds)), row.norm,
+                    *csv_values(cell.comparison),
                 ])
     return out.getvalue()

@@ -10,6 +10,8 @@ useful exactly when a sweep is half done and one record is broken.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,10 @@ _V2_REQUIRED: dict[str, Types] = {
 }
 _V2_OPTIONAL: dict[str, Types] = {**_V1_REQUIRED, "selected_epoch": (int, type(None)), "compile": (bool,),
                                   "weight_standardization": (bool,)}
+# Comparison fields (docs/run-record.md); absent from records written before them, read from either schema.
+_KEY_FIELDS: dict[str, Types] = {"comparison": (dict,), "comparison_hash": (str,), "overrides": (dict,),
+                                 "train_order_hash": (str, type(None)), "row_coordinates": (list,),
+                                 "reference_norm": (str,), "hypotheses": (list,), "contrasts": (list,)}
 # A run with weight-standardized convolutions is a row of its own, next to the plain norm's, in the same table.
 WS_NORM_SUFFIX, WS_LABEL_SUFFIX = "+ws", " + WS"
 _DECLARATION: dict[str, Types] = {"name": (str,), "label": (str,), "direction": (str,), "unit": (str,),
@@ -105,6 +111,27 @@ def _scalars(path: Path, data: dict[str, Any], key: str) -> dict[str, Any]:
         if not isinstance(value, SCALAR_TYPES):
             raise RecordError(f"{path}: key '{key}.{name}' must be str, int, float or bool, got {value!r}")
     return dict(data[key])
+
+
+def comparison_hash(comparison: dict[str, Any]) -> str:
+    """16 hex digits of SHA-256 over the canonical JSON of a comparison block (when a record lacks the hash)."""
+    text = json.dumps(comparison, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _key_fields(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """The comparison key, overrides, train-order hash, row coordinates and reference norm, checked."""
+    _check(path, data, _KEY_FIELDS, required=False)
+    rows = data.get("row_coordinates", [])
+    if not all(isinstance(k, str) and k for k in rows):
+        raise RecordError(f"{path}: key 'row_coordinates' must be a list of coordinate names, got {rows!r}")
+    comparison = data.get("comparison")
+    digest = data.get("comparison_hash")
+    if comparison is not None and digest is None:
+        digest = comparison_hash(comparison)
+    return {"comparison": comparison, "comparison_hash": digest, "overrides": dict(data.get("overrides", {})),
+            "train_order_hash": data.get("train_order_hash"), "row_coordinates": tuple(rows),
+            "reference_norm": data.get("reference_norm")}
 
 
 def _declarations(path: Path, items: list[Any]) -> tuple[MetricDeclaration, ...]:
@@ -281,7 +308,7 @@ def parse_record(data: Any, path: Path) -> RunRecord:
         world_size=data.get("world_size", 1), precision=data.get("precision"),
         sync_norm=data.get("sync_norm", False), profile=data.get("profile"), compile=data.get("compile", False),
         metrics=_metrics(path, data, declared), raw=data, notes=tuple(notes),
-        summary_columns=None if legacy else parse_summary_columns(path, data),
+        summary_columns=None if legacy else parse_summary_columns(path, data), **_key_fields(path, data),
     )
 
 

@@ -1,12 +1,15 @@
-"""Aggregate run records over seeds and test each norm against BatchNorm.
+"""Aggregate run records over seeds and compare each norm with the reference norm.
 
-A table cell is one (context, metric, norm, axis value) aggregated over seeds;
-the context (:class:`reports.record.Context`) holds every grid coordinate but
-the seed, so runs that differ in anything else are never averaged. The
-comparison with BN is the question the paper asks ("does this norm beat BN in
-this column?"): a one-sided test in the metric's declared better direction at
-the level that varies between trained models (seeds), paired where the design
-pairs the runs (:mod:`reports.compare` says which test and why).
+A table cell is one (context, metric, row, axis value) aggregated over seeds; the
+context (:class:`reports.record.Context`) holds every grid coordinate but the
+seed and the row coordinates, so runs that differ in anything else are never
+averaged. The comparison with the reference norm (BN, unless the records'
+``reference_norm`` or ``--reference`` names another) is the question the paper
+asks ("does this norm differ from BN in this column, and by how much?"): a
+two-sided test with the difference and its 95% CI, at the level that varies
+between trained models (seeds), paired where the runs' train orders prove the
+design paired them (:mod:`reports.compare`), then Holm-adjusted over its family
+(:mod:`reports.family`). Only the adjusted p-value makes a star.
 
 A metric that declares an `interval` (few-shot: each run's 95% half-width over
 test episodes) is shown with a 95% interval instead of a standard deviation:
@@ -18,22 +21,22 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from scipy import stats as _scipy_stats
 
-from .compare import ALPHA, MIN_SEEDS_FOR_TEST, Comparison, compare_with_bn, welch_p_value
-from .episodes import EpisodeSet, episodes_of
-from .record import Context, MetricDeclaration, RunRecord, Scalar, TableAxis, scalar_order
+from .compare import ALPHA, MIN_SEEDS_FOR_TEST, Comparison, stars, welch_p_value
+from .outcomes import ItemOutcomes, outcomes_of
+from .record import Context, MetricDeclaration, Pairs, RunRecord, Scalar, TableAxis, row_key, row_label, scalar_order
 
 __all__ = ["ALPHA", "BN_NORM", "CONFIDENCE", "MIN_SEEDS_FOR_TEST", "CellStats", "ContextInfo", "SeedValues", "aggregate",
-           "describe_contexts", "welch_p_value"]
+           "describe_contexts", "reference_of", "welch_p_value"]
 
 BN_NORM = "bn"  # canonical spec of the reference: registry name bn, default arguments
 CONFIDENCE = 0.95
 
-CellKey = tuple[Context, str, str, Scalar]  # context, metric, norm, axis value
+CellKey = tuple[Context, str, str, Scalar]  # context, metric, row key, axis value
 
 
 class SeedValues:
@@ -67,6 +70,7 @@ class ContextInfo:
     metrics: tuple[MetricDeclaration, ...]  # table order: primary first, then first-seen order
     axis: TableAxis
     axis_average: bool
+    reference: str = BN_NORM  # the norm every other row is compared with
 
 
 @dataclass(frozen=True)
@@ -88,17 +92,53 @@ class CellStats(SeedValues):
     n_diverged: int
     run_intervals: tuple[float, ...] = ()  # each finished seed's own half-width, when declared
     seeds: tuple[int, ...] = ()  # the seed of each of `values`
-    episodes: Mapping[int, EpisodeSet] = field(default_factory=dict, compare=False, repr=False)  # by seed
-    comparison: Comparison | None = None  # the test against BN (None for BN itself or without a BN cell)
-    notes: tuple[str, ...] = ()  # why episode files were not used, where they were not
+    items: Mapping[int, ItemOutcomes] = field(default_factory=dict, compare=False, repr=False)  # by seed
+    orders: Mapping[int, str | None] = field(default_factory=dict, compare=False, repr=False)  # train_order_hash
+    comparison: Comparison | None = None  # the test against the reference (None for it, or without its cell)
+    notes: tuple[str, ...] = ()  # why outcome files were not used, where they were not
     coordinates: tuple[tuple[str, Scalar], ...] = ()  # all grid coordinates, the axis's included, by key
-    p_vs_bn: float | None = None
-    beats_bn: bool = False  # p_vs_bn < ALPHA and the mean is better than BN's
+    p_vs_bn: float | None = None  # two-sided p against the reference before correction (the name is historical)
+    beats_bn: bool = False  # Holm-adjusted p < ALPHA, n >= 3, and the difference in the better direction
     run_batch_size: int | None = None  # the records' batch size (one per cell; it may follow the axis)
+    row_variant: Pairs = ()  # the row coordinates' values (few-shot: norm_mode), () without
+    reference: str = BN_NORM  # the reference norm of the cell's context
+
+    @property
+    def row_key(self) -> str:
+        """The table row this cell belongs to: the norm spec plus its row variant."""
+        return row_key(self.norm, self.row_variant)
+
+    @property
+    def row_label(self) -> str:
+        """"BN", or "BN · running" where the task declares row coordinates."""
+        return row_label(self.norm_label, self.row_variant)
+
+    @property
+    def is_reference(self) -> bool:
+        return self.norm == self.reference
+
+    # What a renderer shows of the comparison (None / "" where no test was made).
+    diff = property(lambda self: self.comparison.diff if self.comparison else None)
+    ci_low = property(lambda self: self.comparison.ci_low if self.comparison and self.comparison.made else None)
+    ci_high = property(lambda self: self.comparison.ci_high if self.comparison and self.comparison.made else None)
+    p_adjusted = property(lambda self: self.comparison.p_adjusted if self.comparison else None)
+    family_size = property(lambda self: self.comparison.family_size if self.comparison else 0)
+    paired = property(lambda self: bool(self.comparison and self.comparison.made and self.comparison.paired))
+    fallback = property(lambda self: self.comparison.fallback if self.comparison else "")
+
+    @property
+    def stars(self) -> str:
+        """"*", "**", "***" for Holm-adjusted p below 0.05, 0.01, 0.001 (either direction; n >= 3), else ""."""
+        return stars(self.comparison)
 
     @property
     def task(self) -> str:
         return self.context.task
+
+    @property
+    def episodes(self) -> Mapping[int, ItemOutcomes]:
+        """The per-item outcomes by seed (the old name, from when only few-shot episodes had them)."""
+        return self.items
 
     @property
     def dataset(self) -> str:
@@ -125,7 +165,7 @@ class CellStats(SeedValues):
 
     @property
     def key(self) -> CellKey:
-        return (self.context, self.metric, self.norm, self.axis_value)
+        return (self.context, self.metric, self.row_key, self.axis_value)
 
     @property
     def test(self) -> str:
@@ -149,8 +189,15 @@ class CellStats(SeedValues):
         return self.half_width if self.decl.interval is not None else self.std
 
 
-def describe_contexts(records: Iterable[RunRecord]) -> dict[Context, ContextInfo]:
-    """Per context: its metrics in table order (primary first), its axis and whether it averages."""
+def reference_of(runs: list[RunRecord], reference: str | None = None) -> str:
+    """The reference norm of a context: `reference` (the report option), else the records' own, else BN."""
+    if reference:
+        return reference
+    return next((r.reference_norm for r in runs if r.reference_norm), BN_NORM)
+
+
+def describe_contexts(records: Iterable[RunRecord], reference: str | None = None) -> dict[Context, ContextInfo]:
+    """Per context: its metrics in table order (primary first), its axis, whether it averages, its reference."""
     members: dict[Context, list[RunRecord]] = defaultdict(list)
     for r in sorted(records, key=lambda r: str(r.path)):
         members[r.context].append(r)
@@ -162,7 +209,8 @@ def describe_contexts(records: Iterable[RunRecord]) -> dict[Context, ContextInfo
                 declared.setdefault(d.name, d)
         primary = runs[0].primary.name
         ordered = [declared[primary], *(d for name, d in declared.items() if name != primary)]
-        infos[context] = ContextInfo(tuple(ordered), runs[0].table_axis, runs[0].axis_average)
+        infos[context] = ContextInfo(tuple(ordered), runs[0].table_axis, runs[0].axis_average,
+                                     reference_of(runs, reference))
     return infos
 
 
@@ -170,18 +218,18 @@ def _usable(r: RunRecord, metric: str) -> bool:
     return r.finished and metric in r.metrics and math.isfinite(r.metrics[metric])
 
 
-def _cell(context: Context, decl: MetricDeclaration, runs: list[RunRecord]) -> CellStats | None:
+def _cell(context: Context, decl: MetricDeclaration, runs: list[RunRecord], reference: str) -> CellStats | None:
     runs = sorted(runs, key=lambda r: r.seed)
     used = [r for r in runs if _usable(r, decl.name)]
     if not used and all(r.finished for r in runs):
         return None  # the metric was never reported for this grid point
     intervals = tuple(r.metrics[decl.interval] for r in used if decl.interval and decl.interval in r.metrics)
-    episodes: dict[int, EpisodeSet] = {}
+    items: dict[int, ItemOutcomes] = {}
     notes = []
     for r in used:
-        found, note = episodes_of(r, decl.name)
+        found, note = outcomes_of(r, decl.name)
         if found is not None:
-            episodes[r.seed] = found
+            items[r.seed] = found
         elif note is not None:
             notes.append(note)
     first = runs[0]
@@ -191,53 +239,40 @@ def _cell(context: Context, decl: MetricDeclaration, runs: list[RunRecord]) -> C
         axis_label=first.axis_label, axis_order=first.axis_order,
         values=tuple(r.metrics[decl.name] for r in used),
         run_intervals=intervals if len(intervals) == len(used) else (),
-        seeds=tuple(r.seed for r in used), episodes=episodes, notes=tuple(notes),
-        coordinates=tuple(sorted(first.coordinates.items())),
+        seeds=tuple(r.seed for r in used), items=items, orders={r.seed: r.train_order_hash for r in used},
+        notes=tuple(notes), coordinates=tuple(sorted(first.coordinates.items())),
         n_failed=sum(r.status == "failed" for r in runs),
         n_diverged=sum(r.status == "diverged" for r in runs),
-        run_batch_size=first.batch_size,
+        run_batch_size=first.batch_size, row_variant=first.row_variant, reference=reference,
     )
 
 
 def cell_order(cell: CellStats) -> tuple[object, ...]:
-    return (cell.context.task, cell.context.sort_key(), cell.metric, cell.norm, cell.axis_order,
+    return (cell.context.task, cell.context.sort_key(), cell.metric, cell.row_key, cell.axis_order,
             scalar_order(cell.axis_value))
 
 
-def aggregate(records: Iterable[RunRecord]) -> list[CellStats]:
-    """All cells of all declared metrics, each with its p-value against BN where testable.
+def aggregate(records: Iterable[RunRecord], reference: str | None = None) -> list[CellStats]:
+    """All cells of all declared metrics, each compared with its context's reference norm where testable.
 
     Cells are returned in a fixed order so output built from them is deterministic.
     A record counts as failed/diverged in every metric of its context; a finished
-    record contributes a value only where it has the metric.
+    record contributes a value only where it has the metric. `reference` overrides
+    the records' ``reference_norm`` (default BN). The comparisons are Holm-adjusted
+    over their families: the hypotheses the records declare, else each table.
     """
+    from .family import compare_cells  # family builds on the cells defined here
+
     records = sorted(records, key=lambda r: str(r.path))
-    infos = describe_contexts(records)
+    infos = describe_contexts(records, reference)
     by_point: dict[tuple[Context, str, Scalar], list[RunRecord]] = defaultdict(list)
     for r in records:
-        by_point[(r.context, r.norm, r.axis_value)].append(r)
+        by_point[(r.context, r.row_key, r.axis_value)].append(r)
 
     cells: dict[CellKey, CellStats] = {}
-    for (context, _norm, _value), runs in by_point.items():
+    for (context, _row, _value), runs in by_point.items():
         for decl in infos[context].metrics:
-            cell = _cell(context, decl, runs)
+            cell = _cell(context, decl, runs, infos[context].reference)
             if cell is not None:
                 cells[cell.key] = cell
-    return sorted((_with_test(cell, cells) for cell in cells.values()), key=cell_order)
-
-
-def _with_test(cell: CellStats, cells: dict[CellKey, CellStats]) -> CellStats:
-    if cell.norm == BN_NORM:
-        return cell
-    bn = cells.get((cell.context, cell.metric, BN_NORM, cell.axis_value))
-    if bn is None:
-        return cell
-    comparison = compare_with_bn(cell.by_seed, bn.by_seed, cell.mode, cell.episodes, bn.episodes)
-    if not comparison.made:
-        return replace(cell, comparison=comparison)
-    # A one-sided p below alpha already implies the better mean; checking the
-    # means as well keeps the definition literal ("p < 0.05 and mean better").
-    assert cell.mean is not None and bn.mean is not None
-    better = cell.mean > bn.mean if cell.mode == "max" else cell.mean < bn.mean
-    return replace(cell, comparison=comparison, p_vs_bn=comparison.p_value,
-                   beats_bn=comparison.significant(better))
+    return sorted(compare_cells(list(cells.values()), records), key=cell_order)

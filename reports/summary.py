@@ -9,8 +9,10 @@ value, and it says where a norm does not win:
   ``(n=1)`` and is never tested. An ``average`` column (e.g. over domain pairs)
   averages each seed over the columns and counts the seeds that ran all of them;
 - bold is the best shown value per column in the metric's declared direction;
-- ``*`` is "significantly better than BN in that column" by the test
-  :func:`reports.compare.compare_with_bn` picks (paired by seed where it can);
+- ``*`` is "significantly better than the reference norm (BN unless declared
+  otherwise) in that column" by the test :func:`reports.compare.compare_with_reference`
+  picks (paired by seed where the train orders agree), two-sided, Holm-adjusted
+  over every comparison of the summary table (one family);
 - ranks: per column among the norms with a value (1 = best, ties share the mean
   rank, a norm whose every seed diverged ranks after them all); a norm's rank
   in a task is the mean of its column ranks there, so a task with two columns
@@ -25,10 +27,11 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from .compare import Comparison, compare_with_bn
-from .episodes import EpisodeSet, episodes_of
+from .compare import Comparison, compare_with_reference
+from .family import adjust
+from .outcomes import ItemOutcomes, outcomes_of
 from .record import RunRecord
-from .stats import BN_NORM, SeedValues
+from .stats import SeedValues, reference_of
 from .summary_spec import ResolvedColumn, resolve_columns
 from .tables import format_value, row_order
 
@@ -48,7 +51,8 @@ class SummaryCell(SeedValues):
     comparison: Comparison | None = None
     beats_bn: bool = False
     rank: float | None = None
-    episodes: dict[int, EpisodeSet] = field(default_factory=dict, compare=False, repr=False)
+    items: dict[int, ItemOutcomes] = field(default_factory=dict, compare=False, repr=False)
+    orders: dict[int, str | None] = field(default_factory=dict, compare=False, repr=False)  # train_order_hash
 
     @property
     def ranks_last(self) -> bool:
@@ -103,9 +107,9 @@ def _single_cell(column: ResolvedColumn, runs: list[RunRecord]) -> SummaryCell:
         if failed or diverged:
             return SummaryCell(_status_kind(failed, diverged), n_failed=failed, n_diverged=diverged)
         return SummaryCell(MISSING_CELL, note=f"no finished run reports {name}")
-    episodes = {r.seed: found for r in used if (found := episodes_of(r, name)[0]) is not None}
+    items = {r.seed: found for r in used if (found := outcomes_of(r, name)[0]) is not None}
     return SummaryCell("value", tuple(r.metrics[name] for r in used), tuple(r.seed for r in used), failed, diverged,
-                       episodes=episodes)
+                       items=items, orders={r.seed: r.train_order_hash for r in used})
 
 
 def _average_cell(column: ResolvedColumn, runs: list[RunRecord]) -> SummaryCell:
@@ -114,10 +118,12 @@ def _average_cell(column: ResolvedColumn, runs: list[RunRecord]) -> SummaryCell:
     name = column.metric.name
     labels = {r.axis_value: r.axis_label for r in column.records}
     by_value: dict[object, dict[int, float]] = {v: {} for v in column.axis_values}
+    orders: dict[int, list[str | None]] = {}
     failed_seeds, diverged_seeds = set(), set()
-    for r in runs:
+    for r in sorted(runs, key=lambda r: r.axis_order):
         if _usable(r, name):
             by_value[r.axis_value][r.seed] = r.metrics[name]
+            orders.setdefault(r.seed, []).append(r.train_order_hash)
         elif r.status == "failed":
             failed_seeds.add(r.seed)
         elif r.status == "diverged":
@@ -132,7 +138,9 @@ def _average_cell(column: ResolvedColumn, runs: list[RunRecord]) -> SummaryCell:
             return SummaryCell(_status_kind(failed, diverged), n_failed=failed, n_diverged=diverged)
         return SummaryCell(MISSING_CELL, note="no seed finished every column")
     values = tuple(statistics.fmean(by_value[v][s] for v in column.axis_values) for s in complete)
-    return SummaryCell("value", values, tuple(complete), failed, diverged)
+    # a seed's runs pair with the reference's only where every column's train order agrees
+    joined = {s: None if None in orders[s] else "+".join(orders[s]) for s in complete}  # type: ignore[arg-type]
+    return SummaryCell("value", values, tuple(complete), failed, diverged, orders=joined)
 
 
 def _cell(column: ResolvedColumn, norm: str, ran_task: bool) -> SummaryCell:
@@ -144,19 +152,34 @@ def _cell(column: ResolvedColumn, norm: str, ran_task: bool) -> SummaryCell:
     return _average_cell(column, runs) if column.average else _single_cell(column, runs)
 
 
-def _with_comparisons(column: ResolvedColumn, cells: dict[str, SummaryCell]) -> dict[str, SummaryCell]:
-    bn = cells.get(BN_NORM)
-    if bn is None or bn.kind != "value" or column.metric is None:
+def _with_comparisons(column: ResolvedColumn, cells: dict[str, SummaryCell],
+                      reference: str | None) -> dict[str, SummaryCell]:
+    """Each norm's cell compared with the reference norm's (adjusted later, over the whole table)."""
+    ref_norm = reference_of(list(column.records), reference)
+    ref = cells.get(ref_norm)
+    if ref is None or ref.kind != "value" or column.metric is None:
         return cells
-    mode = column.metric.direction
     out = dict(cells)
     for norm, cell in cells.items():
-        if norm == BN_NORM or cell.kind != "value":
+        if norm == ref_norm or cell.kind != "value":
             continue
-        comparison = compare_with_bn(cell.by_seed, bn.by_seed, mode, cell.episodes, bn.episodes)
-        assert cell.mean is not None and bn.mean is not None
-        better = cell.mean > bn.mean if mode == "max" else cell.mean < bn.mean
-        out[norm] = replace(cell, comparison=comparison, beats_bn=comparison.significant(better))
+        comparison = compare_with_reference(cell.by_seed, ref.by_seed, cell.orders, ref.orders, cell.items, ref.items)
+        out[norm] = replace(cell, comparison=replace(comparison, reference=ref_norm))
+    return out
+
+
+SUMMARY_FAMILY = "summary table"
+
+
+def _adjusted(grid: list[dict[str, SummaryCell]], columns: list[ResolvedColumn]) -> list[dict[str, SummaryCell]]:
+    """Holm over every comparison of the summary (one family); stars from the adjusted p only."""
+    slots = [(i, norm) for i, cells in enumerate(grid) for norm, c in cells.items() if c.comparison is not None]
+    adjusted = adjust([grid[i][n].comparison for i, n in slots], [(list(range(len(slots))), SUMMARY_FAMILY, 0)])
+    out = [dict(cells) for cells in grid]
+    for (i, norm), comparison in zip(slots, adjusted):
+        assert comparison is not None and columns[i].metric is not None
+        out[i][norm] = replace(grid[i][norm], comparison=comparison,
+                               beats_bn=comparison.better(columns[i].metric.direction))
     return out
 
 
@@ -173,7 +196,7 @@ def _ranked(shown: dict[str, float], last: list[str], mode: str) -> dict[str, fl
     return ranks
 
 
-def build_summary(records: list[RunRecord]) -> SummaryTable:
+def build_summary(records: list[RunRecord], reference: str | None = None) -> SummaryTable:
     """The cross-task summary of these records (see the module docstring for every rule).
 
     Example::
@@ -190,7 +213,8 @@ def build_summary(records: list[RunRecord]) -> SummaryTable:
     grid: list[dict[str, SummaryCell]] = []
     for column in columns:
         cells = {norm: _cell(column, norm, column.task in tasks_of[norm]) for norm in norms}
-        grid.append(_with_comparisons(column, cells))
+        grid.append(_with_comparisons(column, cells, reference))
+    grid = _adjusted(grid, columns)
 
     table = SummaryTable(tuple(columns), (), (), frozenset(), tuple(problems))
     best: set[tuple[str, int]] = set()

@@ -14,7 +14,9 @@ import html
 import io
 from collections import Counter
 
-from .compare import ALPHA, MIN_SEEDS_FOR_TEST, tests_sentence
+from .compare import MIN_SEEDS_FOR_TEST
+from .family import CSV_COLUMNS as STAT_COLUMNS
+from .family import csv_values, significance_sentence
 from .record import format_scalar
 from .render import _HTML, _MD, _TEX, _md_escape, latex_escape
 from .summary import DIVERGED, FAILED, MISSING_CELL, NOT_RUN, SummaryCell, SummaryRow, SummaryTable
@@ -26,6 +28,7 @@ SUMMARY_CSV_COLUMNS = (
     "column", "task", "dataset", "model", "context", "metric", "metric_label", "unit", "direction", "axis",
     "axis_values", "where", "norm", "norm_label", "norm_num_groups", "kind", "n", "n_failed", "n_diverged",
     "mean", "std", "seeds", "rank", "task_rank", "average_rank", "best", "test", "p_vs_bn", "beats_bn", "note",
+    *STAT_COLUMNS,
 )
 
 
@@ -79,15 +82,17 @@ def rank_text(table: SummaryTable, row: SummaryRow, sym: dict) -> str:
 def caption(table: SummaryTable, sym: dict, esc) -> str:
     modal = _modal_n(table)
     seeds = f"n={modal} seed{'s' if modal != 1 else ''} unless marked" if modal else "no finished seeds"
-    used = {c.comparison.test for row in table.rows for c in row.cells if c.comparison and c.comparison.made}
+    comparisons = [c.comparison for row in table.rows for c in row.cells if c.comparison]
+    reference = next((c.reference for c in comparisons), "bn")
+    label = next((r.label for r in table.rows if r.norm == reference), reference)
+    sentence = significance_sentence(comparisons, label, "in that column")
     parts = [
         f"Cross-task summary: one column per declared task setting (the runs' summary_columns, fixed before "
         f"the runs); mean {sym['pm']} sample std over seeds ({seeds}); (n=1): one seed, no {sym['pm']} and no test.",
         f"{sym['bold']('Bold')}: best per column in the direction its metric declares.",
     ]
-    if used:
-        parts.append(f"{sym['sup'](sym['sig'])}: significantly better than BN in that column (one-sided, "
-                     f"p {sym['lt']} {ALPHA:g}; {esc(tests_sentence(used))}).")
+    if sentence:
+        parts.append(f"{sym['sup'](sym['sig'])}: {esc(sentence)}")
     else:
         parts.append(f"No significance claimed: a test needs {sym['geq']} {MIN_SEEDS_FOR_TEST} finished seeds "
                      "of BN and the norm in a column.")
@@ -232,6 +237,7 @@ def _row(table: SummaryTable, row: SummaryRow, index: int, cell: SummaryCell) ->
         comparison.test if comparison and comparison.made else "",
         _num(comparison.p_value) if comparison else "", str(cell.beats_bn).lower(),
         cell.note or (comparison.reason if comparison and not comparison.made else ""),
+        *csv_values(comparison),
     ]
 
 

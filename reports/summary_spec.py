@@ -22,18 +22,22 @@ different columns are unioned; two declarations with one label that differ in
 anything else are a problem (reported; the first by path is used). Runs that
 match a column but belong to different tables (another data set, profile,
 protocol...) are never averaged: the column splits, one per table, with the
-words that tell them apart. Records without the key (schema 1, early schema 2)
+words that tell them apart, and one per row variant (few-shot's norm mode).
+Runs that differ only in their comparison key (``data.fraction`` 0.01 and
+0.02) are refused instead: the column gets no values and one problem line
+naming the keys, since no label could say which of them a reader is shown. Records without the key (schema 1, early schema 2)
 declare the task's generic default: the primary metric at the largest axis value.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
 from normbench.naming import task_rank
 
+from .keys import comparison_differences
 from .record import (
     RUN_SETTINGS,
     SCALAR_TYPES,
@@ -43,6 +47,7 @@ from .record import (
     RunRecord,
     Scalar,
     format_scalar,
+    row_label,
     scalar_order,
 )
 
@@ -202,8 +207,26 @@ def resolve_columns(records: Iterable[RunRecord]) -> tuple[list[ResolvedColumn],
                     continue
                 readers.setdefault(d.label, []).append(r)
         for label, (declaration, _) in declared.items():
-            columns += _resolve(task, declaration, readers[label])
+            resolved = _resolve(task, declaration, readers[label])
+            columns += resolved
+            problems += [c.problem for c in resolved if c.problem and c.problem.startswith(_REFUSED)]
     return columns, list(dict.fromkeys(problems))
+
+
+_REFUSED = "summary column"  # how a refusal's problem line starts (it also goes to the report's notes)
+
+
+def _unkeyed(context: Context) -> Context:
+    return replace(context, comparison=(), comparison_hash=None)
+
+
+def _refusal(task: str, label: str, contexts: list[Context]) -> str:
+    """One line naming the comparison keys in which the runs of one summary column disagree."""
+    differences = {d.caption() for c in contexts for d in comparison_differences(c, contexts)}
+    if any(not c.keyed for c in contexts):
+        differences.add("comparison key absent from old records")
+    return (f"{_REFUSED} {label!r} of task {task}: its runs differ in {'; '.join(sorted(differences))}; "
+            "refused (not merged): give each setting its own column with `where:` or report the folders apart")
 
 
 def _resolve(task: str, declaration: SummaryDeclaration, readers: list[RunRecord]) -> list[ResolvedColumn]:
@@ -215,16 +238,39 @@ def _resolve(task: str, declaration: SummaryDeclaration, readers: list[RunRecord
     by_context: dict[Context, list[RunRecord]] = {}
     for r in matching:
         by_context.setdefault(r.context, []).append(r)
-    contexts = sorted(by_context, key=Context.sort_key)
+    by_base: dict[Context, list[Context]] = {}
+    for context in by_context:
+        by_base.setdefault(_unkeyed(context), []).append(context)
+    refused = {c: _refusal(task, declaration.label, group) for group in by_base.values() if len(group) > 1
+               for c in group}
+    contexts = sorted(by_base, key=Context.sort_key)
     labels = _split_labels(declaration.label, contexts)
     out = []
-    for context in contexts:
-        runs = by_context[context]
-        values, words, problem = _resolve_axis(declaration, runs)
-        metric = _metric(runs, declaration.metric)
+    for base in contexts:
+        members = by_base[base]
+        if members[0] in refused:
+            runs = [r for c in members for r in by_context[c]]
+            out.append(ResolvedColumn(task, declaration, labels[base], members[0], _metric(runs, declaration.metric),
+                                      (), declaration.axis, (), refused[members[0]]))
+            continue
+        out += _variant_columns(task, declaration, labels[base], members[0], by_context[members[0]])
+    return out
+
+
+def _variant_columns(task: str, declaration: SummaryDeclaration, label: str, context: Context,
+                     runs: list[RunRecord]) -> list[ResolvedColumn]:
+    """One column per row variant (few-shot's norm mode): a summary row is a norm, so variants are columns."""
+    variants: dict[Any, list[RunRecord]] = {}
+    for r in runs:
+        variants.setdefault(r.row_variant, []).append(r)
+    out = []
+    for variant in sorted(variants, key=lambda v: tuple((k, scalar_order(x)) for k, x in v)):
+        members = variants[variant]
+        values, words, problem = _resolve_axis(declaration, members)
+        metric = _metric(members, declaration.metric)
         if metric is None and problem is None:
             problem = f"the runs do not declare the metric {declaration.metric!r}"
-        chosen = tuple(r for r in runs if r.axis_value in values)
-        out.append(ResolvedColumn(task, declaration, labels[context], context, metric, values, words, chosen,
-                                  problem))
+        chosen = tuple(r for r in members if r.axis_value in values)
+        named = row_label(label, variant) if len(variants) > 1 else label
+        out.append(ResolvedColumn(task, declaration, named, context, metric, values, words, chosen, problem))
     return out

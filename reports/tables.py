@@ -228,13 +228,13 @@ def _modal_n(rows: Iterable[Row]) -> int | None:
 def _rows(members: list[CellStats], columns: tuple[Column, ...], average: bool) -> list[Row]:
     by_norm: dict[str, list[CellStats]] = {}
     for c in members:
-        by_norm.setdefault(c.norm, []).append(c)
+        by_norm.setdefault(c.row_key, []).append(c)  # the norm, plus its row variant where the task declares one
     rows = []
     for norm, cs in by_norm.items():
         cells = {c.axis_value: c for c in cs}
         means = [cells[col.value].mean for col in columns if col.value in cells]
         full = average and len(means) == len(columns) and all(m is not None for m in means)
-        rows.append(Row(norm, cs[0].norm_label, cs[0].norm_name, cs[0].norm_num_groups, cells,
+        rows.append(Row(norm, cs[0].row_label, cs[0].norm_name, cs[0].norm_num_groups, cells,
                         statistics.fmean(means) if full else None))  # type: ignore[arg-type]
     rows.sort(key=row_order)
     seen = Counter(r.label for r in rows)  # two specs with one paper label would read as one norm
@@ -292,12 +292,12 @@ def build_tables(cells: Iterable[CellStats], infos: dict[Context, ContextInfo] |
         tables.append(Table(
             context=context, decl=decl, primary=info.metrics[0].name == metric, axis_label=info.axis.label,
             columns=columns, rows=tuple(rows), modal_n=_modal_n(rows), best=_best_cells(rows, columns, decl),
-            has_bn=any(r.norm == "bn" for r in rows), parts=parts, name=name,
+            has_bn=any(c.is_reference for r in rows for c in r.cells.values()), parts=parts, name=name,
         ))
     return tables
 
 
-def tables_from_records(records: Iterable[RunRecord]) -> list[Table]:
+def tables_from_records(records: Iterable[RunRecord], reference: str | None = None) -> list[Table]:
     """Aggregate records over seeds and lay the cells out as tables.
 
     Example::
@@ -307,4 +307,4 @@ def tables_from_records(records: Iterable[RunRecord]) -> list[Table]:
         print(tables[0].name)  # classification__fashion_mnist__resnet20__test-acc
     """
     records = list(records)
-    return build_tables(aggregate(records), describe_contexts(records))
+    return build_tables(aggregate(records, reference), describe_contexts(records, reference))

@@ -219,8 +219,11 @@ def build_wandb_report(
     blocks: list[Any] = [
         wr.MarkdownBlock(text=(
             "Tables: mean ± sample std over seeds (or a 95% interval where the caption says so); bold is "
-            "the best norm per column; `*` marks a norm significantly better than BN in that column "
-            "(one-sided Welch's t-test, p < 0.05)."
+            "the best norm per column; `*` marks a norm significantly better than BN in that column: a "
+            "two-sided test over seeds (hierarchical bootstrap over seeds and shared test items, paired t-test "
+            "over seeds whose runs saw the same batches, or Welch's t-test where they cannot be paired), "
+            "Holm-adjusted p < 0.05 over the table's comparisons (or the sweep's declared hypotheses), "
+            "never with fewer than 3 seeds; each caption names the test and the family size."
         )),
         wr.TableOfContents(),
     ]

@@ -1,5 +1,6 @@
-"""Comparisons with BN on hand-made episode files: the hierarchical bootstrap, its fallbacks, and the
-mistake it exists to avoid (600 episodes of one trained model taken as 600 independent samples)."""
+"""Comparisons with BN on hand-made per-item outcomes (old few-shot episode files here; outcomes.json in
+test_report_outcomes.py): the hierarchical bootstrap, its fallbacks, and the mistake it exists to avoid
+(600 episodes of one trained model taken as 600 independent samples)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from reports.collect import collect_runs
 from reports.compare import (
     BOOTSTRAP,
     PAIRED_T,
-    WELCH,
     bootstrap_differences,
-    bootstrap_p_value,
-    compare_with_bn,
+    bootstrap_test,
+    compare_with_reference,
 )
-from reports.episodes import EpisodeSet, episodes_of, read_episode_file
+from reports.episodes import episodes_of, read_episode_file
+from reports.outcomes import ItemOutcomes
 from reports.stats import aggregate
 from reports.summary import build_summary
 
@@ -29,9 +30,8 @@ ACC = declare("test/acc", "mean accuracy over the fixed test episodes", primary=
 SHA = "a" * 64
 
 
-def _episodes(values, sha: str = SHA) -> EpisodeSet:
-    values = np.asarray(values, dtype=float)
-    return EpisodeSet(Path("x.csv"), "test", sha, tuple(range(values.size)), values)
+def _episodes(values, sha: str = SHA) -> ItemOutcomes:
+    return ItemOutcomes(Path("x.json"), "test", sha[:16], np.asarray(values, dtype=float))
 
 
 def _write_run(root: Path, norm: str, seed: int, accuracies: list[float], sha: str = SHA, **extra) -> Path:
@@ -60,7 +60,7 @@ def test_one_seed_never_claims_a_tiny_difference(tmp_path: Path) -> None:
     _write_run(tmp_path, "bn", 0, list(bn))
     _write_run(tmp_path, "gn:num_groups=32", 0, list(gn))
     # Episodes taken as independent samples would call this overwhelmingly significant ...
-    naive = scipy_stats.ttest_rel(gn, bn, alternative="greater").pvalue
+    naive = scipy_stats.ttest_rel(gn, bn).pvalue
     assert naive < 1e-50
     # ... but both episode sets come from one training run per norm: the reporter claims nothing.
     records = collect_runs(tmp_path).records
@@ -81,23 +81,23 @@ def test_seed_disagreement_is_not_hidden_by_many_episodes() -> None:
         base = _difficulty(600, seed)
         bn[seed] = _episodes(base)
         other[seed] = _episodes(base + margin + np.random.default_rng(10 + seed).normal(0, 0.001, 600))
-    pooled = np.concatenate([other[s].accuracies - bn[s].accuracies for s in bn])
-    assert scipy_stats.ttest_1samp(pooled, 0.0, alternative="greater").pvalue < 1e-4
+    pooled = np.concatenate([other[s].values - bn[s].values for s in bn])
+    assert scipy_stats.ttest_1samp(pooled, 0.0).pvalue < 1e-3
     values = {s: other[s].mean for s in other}
-    comparison = compare_with_bn(values, {s: bn[s].mean for s in bn}, "max", other, bn)
-    assert comparison.test == BOOTSTRAP and comparison.n == 5
-    assert comparison.p_value > 0.2
+    comparison = compare_with_reference(values, {s: bn[s].mean for s in bn}, items=other, reference_items=bn)
+    assert comparison.test == BOOTSTRAP and comparison.n == 5 and comparison.paired
+    assert comparison.p_value > 0.2 and comparison.ci_low < 0 < comparison.ci_high
+    assert comparison.diff == pytest.approx(float(np.mean([other[s].mean - bn[s].mean for s in bn])))
 
 
 def test_bootstrap_finds_a_difference_every_seed_shows() -> None:
     bn = {s: _episodes(_difficulty(600, s)) for s in range(5)}
-    better = {s: _episodes(bn[s].accuracies + 0.02 + np.random.default_rng(s).normal(0, 0.05, 600)) for s in range(5)}
-    comparison = compare_with_bn({s: e.mean for s, e in better.items()}, {s: e.mean for s, e in bn.items()}, "max",
-                                 better, bn)
+    better = {s: _episodes(bn[s].values + 0.02 + np.random.default_rng(s).normal(0, 0.05, 600)) for s in range(5)}
+    comparison = compare_with_reference({s: e.mean for s, e in better.items()}, {s: e.mean for s, e in bn.items()},
+                                        items=better, reference_items=bn)
     assert comparison.test == BOOTSTRAP and comparison.p_value < 0.01
-    # lower-is-better metrics test the other side
-    assert compare_with_bn({s: e.mean for s, e in better.items()}, {s: e.mean for s, e in bn.items()}, "min",
-                           better, bn).p_value > 0.99
+    assert 0 < comparison.ci_low < comparison.diff < comparison.ci_high  # two-sided 95% percentile interval
+    assert comparison.better("max") is False  # not adjusted yet: stars come only from the adjusted p
 
 
 def test_bootstrap_distribution() -> None:
@@ -110,29 +110,36 @@ def test_bootstrap_distribution() -> None:
     # Episodes are resampled within each seed: one seed, differences 0 or 1 in equal parts.
     single = bootstrap_differences([np.array([0.0, 1.0] * 50)], resamples=20_000)
     assert single.mean() == pytest.approx(0.5, abs=0.005) and single.std() == pytest.approx(0.05, abs=0.004)
-    # fixed seed: the same p-value every time; never exactly 0 (+1 correction)
+    # fixed seed: the same p-value every time; never exactly 0 (+1 correction, two-sided: doubled)
     diffs = [np.full(10, 0.1)] * 5
-    assert bootstrap_p_value(diffs, "max") == bootstrap_p_value(diffs, "max") == pytest.approx(1 / 10_001)
+    assert bootstrap_test(diffs) == bootstrap_test(diffs) == pytest.approx((0.1, 0.1, 0.1, 2 / 10_001))
+
+
+def test_binary_outcomes_resample_as_counts() -> None:
+    # Differences in {-1, 0, 1} (per test image: right/wrong): resampled by multinomial counts, whose
+    # mean and spread equal index resampling's: mean 0.1, std sqrt(var / n) for one seed.
+    d = np.array([1.0] * 30 + [0.0] * 50 + [-1.0] * 20)
+    boot = bootstrap_differences([d], resamples=20_000)
+    assert boot.mean() == pytest.approx(0.1, abs=0.002) and boot.std() == pytest.approx(d.std() / 10, rel=0.03)
 
 
 def test_three_seeds_with_episode_files_use_the_paired_t_test() -> None:
     bn = {s: _episodes(_difficulty(100, s)) for s in range(3)}
-    other = {s: _episodes(bn[s].accuracies + 0.01 * (s + 1)) for s in range(3)}
+    other = {s: _episodes(bn[s].values + 0.01 * (s + 1)) for s in range(3)}
     values, reference = {s: e.mean for s, e in other.items()}, {s: e.mean for s, e in bn.items()}
-    comparison = compare_with_bn(values, reference, "max", other, bn)
-    expected = scipy_stats.ttest_rel([values[s] for s in range(3)], [reference[s] for s in range(3)],
-                                     alternative="greater").pvalue
+    comparison = compare_with_reference(values, reference, items=other, reference_items=bn)
+    expected = scipy_stats.ttest_rel([values[s] for s in range(3)], [reference[s] for s in range(3)]).pvalue
     assert comparison.test == PAIRED_T and comparison.p_value == pytest.approx(expected)
+    assert comparison.fallback == "item-level bootstrap needs ≥ 5 paired seeds, has 3"
 
 
-def test_other_episodes_are_never_paired() -> None:
+def test_other_episodes_are_never_paired_item_by_item() -> None:
     bn = {s: _episodes(_difficulty(100, s)) for s in range(5)}
-    other = {s: _episodes(bn[s].accuracies + 0.01 * (s + 1), sha="b" * 64) for s in range(5)}
+    other = {s: _episodes(bn[s].values + 0.01 * (s + 1), sha="b" * 64) for s in range(5)}
     values, reference = {s: e.mean for s, e in other.items()}, {s: e.mean for s, e in bn.items()}
-    comparison = compare_with_bn(values, reference, "max", other, bn)
-    # different episodes: neither the bootstrap over shared episodes nor a pairing by seed
-    assert comparison.test == WELCH and len(comparison.notes) == 5
-    assert "different test episodes" in comparison.notes[0]
+    comparison = compare_with_reference(values, reference, items=other, reference_items=bn)
+    # other items: no bootstrap over items; the seeds still pair (same training), so the paired t-test
+    assert comparison.test == PAIRED_T and "other item lists" in comparison.fallback
 
 
 # --- reading the files ------------------------------------------------------------------------------

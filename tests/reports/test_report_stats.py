@@ -1,4 +1,5 @@
-"""Aggregation over seeds and the one-sided tests against BN: paired t over shared seeds, else Welch."""
+"""Aggregation over seeds and the two-sided tests against BN (with 95% CIs, Holm-adjusted): paired t over
+shared seeds, else Welch; golden values from scipy."""
 
 from __future__ import annotations
 
@@ -44,20 +45,26 @@ def test_p_value_matches_scipy_and_marks_only_significant(golden_runs: Path, gol
     bn2, bn16 = GOLDEN_GRID[("bn", 2)], GOLDEN_GRID[("bn", 16)]
     best = cells[("bgn:num_groups=1", 2)]
     # seeds 0, 1, 2 on both sides: paired by seed
-    expected = scipy_stats.ttest_rel(GOLDEN_GRID[("bgn:num_groups=1", 2)], bn2, alternative="greater").pvalue
-    assert best.p_vs_bn == pytest.approx(expected, rel=1e-12)
-    assert best.p_vs_bn < 0.05 and best.beats_bn and best.test == "paired t-test over seeds"
+    bgn = GOLDEN_GRID[("bgn:num_groups=1", 2)]
+    expected = scipy_stats.ttest_rel(bgn, bn2)
+    assert best.p_vs_bn == pytest.approx(expected.pvalue, rel=1e-12) and best.test == "paired t-test over seeds"
+    ci = expected.confidence_interval(0.95)  # scipy's interval of the mean paired difference
+    assert (best.diff, best.ci_low, best.ci_high) == pytest.approx((0.10, ci.low, ci.high), rel=1e-9)
+    assert best.paired and best.comparison.pairing.startswith("unverified")  # no train_order_hash in these records
+    # Holm over the table's 5 tests (IN, GN, BGN G=1 at bs=2; BGN G=1, G=4 at bs=16): the smallest p times 5
+    assert best.family_size == 5 and best.p_adjusted == pytest.approx(5 * expected.pvalue, rel=1e-9)
+    assert best.p_vs_bn < 0.05 and best.p_adjusted > 0.05 and not best.beats_bn and best.stars == ""
     # Clearly better but only two seeds: not tested.
     two_seeds = cells[("bgn:num_groups=4", 2)]
     assert two_seeds.p_vs_bn is None and not two_seeds.beats_bn
     # Better mean, three seeds, not significant.
     close = cells[("bgn:num_groups=4", 16)]
-    expected = scipy_stats.ttest_rel(GOLDEN_GRID[("bgn:num_groups=4", 16)], bn16, alternative="greater").pvalue
+    expected = scipy_stats.ttest_rel(GOLDEN_GRID[("bgn:num_groups=4", 16)], bn16).pvalue
     assert close.p_vs_bn == pytest.approx(expected, rel=1e-12)
-    assert 0.05 < close.p_vs_bn < 0.5 and not close.beats_bn
-    # Worse than BN: one-sided p near 1, no mark.
+    assert 0.05 < close.p_vs_bn and not close.beats_bn
+    # Worse than BN: a negative difference, never "better"
     worse = cells[("in", 2)]
-    assert worse.p_vs_bn > 0.95 and not worse.beats_bn
+    assert worse.diff == pytest.approx(-0.05) and worse.ci_high < 0 and not worse.beats_bn
     # BN itself and cells with a partly failed side are not tested.
     assert cells[("bn", 2)].p_vs_bn is None
     assert cells[("gn:num_groups=32", 16)].p_vs_bn is None
@@ -70,8 +77,9 @@ def test_min_mode_tests_the_lower_direction(tmp_path: Path, write_record) -> Non
         write_record("gn:num_groups=32", 2, seed, acc=None, metric_declarations=[loss], **{"test/loss": gn})
     cells = {c.norm: c for c in aggregate(collect_runs(tmp_path / "runs").records)}
     gn = cells["gn:num_groups=32"]
-    expected = scipy_stats.ttest_rel([0.30, 0.31, 0.29], [0.50, 0.52, 0.51], alternative="less").pvalue
-    assert gn.mode == "min" and gn.p_vs_bn == pytest.approx(expected) and gn.beats_bn
+    expected = scipy_stats.ttest_rel([0.30, 0.31, 0.29], [0.50, 0.52, 0.51]).pvalue
+    assert gn.mode == "min" and gn.p_vs_bn == pytest.approx(expected) and gn.beats_bn and gn.stars == "***"
+    assert gn.p_adjusted == gn.p_vs_bn and gn.family_size == 1  # alone in its table: Holm changes nothing
 
 
 def test_direction_comes_from_the_declaration_not_the_name(tmp_path: Path, write_record) -> None:
@@ -82,7 +90,8 @@ def test_direction_comes_from_the_declaration_not_the_name(tmp_path: Path, write
         write_record("gn:num_groups=32", 2, seed, acc=None, metric_declarations=[odd], **{"test/loss_margin": gn})
     cells = {c.norm: c for c in aggregate(collect_runs(tmp_path / "runs").records)}
     gn = cells["gn:num_groups=32"]
-    assert gn.mode == "max" and gn.p_vs_bn > 0.99 and not gn.beats_bn
+    # significantly different (two-sided), but lower where higher is better: no "better" mark
+    assert gn.mode == "max" and gn.p_adjusted < 0.001 and gn.stars == "***" and gn.diff < 0 and not gn.beats_bn
 
 
 def test_interval_metric_half_width(tmp_path: Path, write_record) -> None:
@@ -107,9 +116,9 @@ def test_only_exact_bn_spec_is_the_reference(tmp_path: Path, write_record) -> No
 
 
 def test_welch_needs_three_seeds_each() -> None:
-    assert welch_p_value((0.9, 0.91, 0.92), (0.5, 0.51), "max") is None
-    assert welch_p_value((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "max") is None  # undefined test
-    p = welch_p_value((0.9, 0.91, 0.92), (0.5, 0.51, 0.52), "max")
+    assert welch_p_value((0.9, 0.91, 0.92), (0.5, 0.51)) is None
+    assert welch_p_value((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)) is None  # undefined test
+    p = welch_p_value((0.9, 0.91, 0.92), (0.5, 0.51, 0.52))
     assert p is not None and math.isfinite(p) and p < 1e-4
 
 
@@ -120,10 +129,11 @@ def test_welch_where_the_cells_share_too_few_seeds(tmp_path: Path, write_record)
     for seed, acc in zip((2, 3, 4), (0.60, 0.63, 0.61)):
         write_record("gn:num_groups=32", 2, seed, acc=acc)
     gn = {c.norm: c for c in aggregate(collect_runs(tmp_path / "runs").records)}["gn:num_groups=32"]
-    expected = scipy_stats.ttest_ind([0.60, 0.63, 0.61], [0.50, 0.52, 0.51], equal_var=False,
-                                     alternative="greater").pvalue
-    assert gn.test == "Welch's t-test over seeds" and gn.p_vs_bn == pytest.approx(expected, rel=1e-12)
-    assert gn.beats_bn
+    expected = scipy_stats.ttest_ind([0.60, 0.63, 0.61], [0.50, 0.52, 0.51], equal_var=False)
+    assert gn.test == "Welch's t-test over seeds" and gn.p_vs_bn == pytest.approx(expected.pvalue, rel=1e-12)
+    ci = expected.confidence_interval(0.95)
+    assert (gn.ci_low, gn.ci_high) == pytest.approx((ci.low, ci.high), rel=1e-9) and not gn.paired
+    assert gn.beats_bn and gn.fallback == "only 1 seed in common: not paired"
 
 
 def test_paired_test_uses_only_the_shared_seeds(tmp_path: Path, write_record) -> None:
@@ -132,7 +142,7 @@ def test_paired_test_uses_only_the_shared_seeds(tmp_path: Path, write_record) ->
     for seed, acc in enumerate((0.55, 0.56, 0.57)):
         write_record("gn:num_groups=32", 2, seed, acc=acc)
     gn = {c.norm: c for c in aggregate(collect_runs(tmp_path / "runs").records)}["gn:num_groups=32"]
-    expected = scipy_stats.ttest_rel([0.55, 0.56, 0.57], [0.50, 0.52, 0.51], alternative="greater").pvalue
+    expected = scipy_stats.ttest_rel([0.55, 0.56, 0.57], [0.50, 0.52, 0.51]).pvalue
     assert gn.test == "paired t-test over seeds" and gn.comparison.n == 3
     assert gn.p_vs_bn == pytest.approx(expected, rel=1e-12)
 

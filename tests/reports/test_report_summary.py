@@ -93,7 +93,10 @@ def test_ranks_worked_out_by_hand(summary) -> None:
 def test_cells_and_tests(summary) -> None:
     bgn = _row(summary, "BGN (G=4)")
     assert bgn.cells[5].values == pytest.approx((0.665, 0.67, 0.68)) and bgn.cells[5].seeds == (0, 1, 2)
-    assert bgn.cells[5].comparison.test == PAIRED_T and bgn.cells[5].beats_bn  # paired on per-seed averages
+    averaged = bgn.cells[5].comparison  # paired on per-seed averages; Holm over the summary's 13 comparisons
+    assert averaged.test == PAIRED_T and averaged.p_value < 0.05 and not bgn.cells[5].beats_bn
+    assert (averaged.family, averaged.family_size, averaged.correction) == ("summary table", 13, "Holm")
+    assert averaged.p_adjusted == pytest.approx(0.0655397938) and averaged.p_adjusted > averaged.p_value
     assert bgn.cells[4].comparison.test == BOOTSTRAP and bgn.cells[4].beats_bn  # 5 seeds, shared episodes
     assert bgn.cells[4].comparison.p_value < 0.01
     assert bgn.cells[2].n == 1 and bgn.cells[2].comparison.test == "" and not bgn.cells[2].beats_bn  # n=1: no claim

@@ -17,8 +17,8 @@ CAPTION = (
     "classification / fashion_mnist / resnet20: test/acc (%), mean ± sample std over seeds "
     "(n=3 unless marked); rows: normalization, columns: batch size per device. **Bold**: best mean "
     "per batch size (higher is better). <sup>*</sup>: significantly better than BN at the same batch "
-    "size (one-sided, p < 0.05; paired t-test over seeds (runs with the same seed share their data order; "
-    "≥ 3 seeds in common)). <sup>†</sup>: some "
+    "size (two-sided test, Holm-adjusted p < 0.05 over the 5 comparisons of this table; never with fewer than "
+    "3 seeds; paired t-test over seeds (seeds whose runs saw the same batches; ≥ 3 in common)). <sup>†</sup>: some "
     "seeds failed or diverged, mean over the finished seeds; –: not run."
 )
 
@@ -30,13 +30,13 @@ GOLDEN_MARKDOWN = CAPTION + """
 | IN | 65.00 ± 1.00 | – |
 | LN | failed | diverged |
 | GN (G=32) | 70.67 ± 1.26 | 88.50 ± 0.71<sup>†</sup> (n=2) |
-| BGN (G=1) | **80.00 ± 1.00**<sup>*</sup> | **91.00 ± 0.50** |
+| BGN (G=1) | **80.00 ± 1.00** | **91.00 ± 0.50** |
 | BGN (G=4) | 79.50 ± 0.71 (n=2) | **91.00 ± 0.50** |
 """
 
 GOLDEN_LATEX = r"""\begin{table}[t]
 \centering
-\caption{classification / fashion\_mnist / resnet20: test/acc (\%), mean $\pm$ sample std over seeds (n=3 unless marked); rows: normalization, columns: batch size per device. \textbf{Bold}: best mean per batch size (higher is better). $^{*}$: significantly better than BN at the same batch size (one-sided, p $<$ 0.05; paired t-test over seeds (runs with the same seed share their data order; $\geq$ 3 seeds in common)). $^{\dagger}$: some seeds failed or diverged, mean over the finished seeds; --: not run.}
+\caption{classification / fashion\_mnist / resnet20: test/acc (\%), mean $\pm$ sample std over seeds (n=3 unless marked); rows: normalization, columns: batch size per device. \textbf{Bold}: best mean per batch size (higher is better). $^{*}$: significantly better than BN at the same batch size (two-sided test, Holm-adjusted p \textless{} 0.05 over the 5 comparisons of this table; never with fewer than 3 seeds; paired t-test over seeds (seeds whose runs saw the same batches; $\geq$ 3 in common)). $^{\dagger}$: some seeds failed or diverged, mean over the finished seeds; --: not run.}
 \label{tab:classification-fashion-mnist-resnet20-test-acc}
 \begin{tabular}{lrr}
 \toprule
@@ -46,7 +46,7 @@ BN & 70.00 $\pm$ 1.00 & 90.00 $\pm$ 1.00 \\
 IN & 65.00 $\pm$ 1.00 & -- \\
 LN & failed & diverged \\
 GN (G=32) & 70.67 $\pm$ 1.26 & 88.50 $\pm$ 0.71$^{\dagger}$ (n=2) \\
-BGN (G=1) & \textbf{80.00 $\pm$ 1.00}$^{*}$ & \textbf{91.00 $\pm$ 0.50} \\
+BGN (G=1) & \textbf{80.00 $\pm$ 1.00} & \textbf{91.00 $\pm$ 0.50} \\
 BGN (G=4) & 79.50 $\pm$ 0.71 (n=2) & \textbf{91.00 $\pm$ 0.50} \\
 \bottomrule
 \end{tabular}
@@ -85,7 +85,11 @@ def test_csv_long_format(golden_runs: Path) -> None:
     assert best["norm_label"] == "BGN (G=1)" and best["norm_num_groups"] == "1"
     assert (best["n"], best["n_failed"], best["n_diverged"]) == ("3", "0", "0")
     assert float(best["mean"]) == pytest.approx(0.80) and float(best["std"]) == pytest.approx(0.01)
-    assert float(best["p_vs_bn"]) < 0.05 and best["beats_bn"] == "true" and best["best"] == "true"
+    # two-sided paired t p = 0.013, Holm over the table's 5 comparisons: 0.065, no star
+    assert float(best["p_vs_bn"]) == pytest.approx(0.0130724575, rel=1e-6) and best["best"] == "true"
+    assert float(best["p_holm"]) == pytest.approx(5 * float(best["p_vs_bn"])) and best["beats_bn"] == "false"
+    assert (best["family"], best["family_size"], best["correction"], best["paired"]) == ("table", "5", "Holm", "yes")
+    assert float(best["diff"]) == pytest.approx(0.10) and float(best["ci_low"]) < 0.10 < float(best["ci_high"])
     failed = by_cell[("ln", 2)]
     assert (failed["n"], failed["n_failed"], failed["mean"], failed["std"], failed["p_vs_bn"]) == (
         "0", "3", "", "", "")
@@ -150,7 +154,7 @@ def test_latex_escaping_and_no_bn_caption(tmp_path: Path, write_record) -> None:
     (table,) = _tables(tmp_path / "runs")
     tex = render_latex(table)
     assert r"My\_Norm \& 50\% \#1 & \textbf{50.00} \\" in tex
-    assert r"tiny\_set" in tex and "No BN row, so no significance test." in tex
+    assert r"tiny\_set" in tex and "No reference (BN) row, so no significance test." in tex
     assert latex_escape(r"a\b{c}~^$") == r"a\textbackslash{}b\{c\}\textasciitilde{}\textasciicircum{}\$"
 
 

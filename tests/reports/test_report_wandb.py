@@ -127,7 +127,7 @@ def test_summary_table_in_the_report(report) -> None:
 def test_main_table_in_the_report(report) -> None:
     blocks = _sections(report)["classification"]
     texts = [b.text for b in blocks if type(b).__name__ == "MarkdownBlock"]
-    assert any("| BGN (G=1) | **80.00 ± 1.00**<sup>*</sup> | **91.00 ± 0.50** |" in t for t in texts)
+    assert any("| BGN (G=1) | **80.00 ± 1.00** | **91.00 ± 0.50** |" in t for t in texts)
     assert any("norms BN, IN, LN, GN (G=32), BGN (G=1), BGN (G=4)" in t for t in texts)
 
 
