@@ -30,6 +30,7 @@ from .loggers import RunLoggers, build_loggers
 from .ramp import RampSchedule
 from .rundir import CHECKPOINT_DIR, INTERRUPT_CHECKPOINT, LAST_CHECKPOINT, latest_checkpoint
 from .task import Stage, StageResult, Task, finite_metrics
+from .train_order import TrainOrderHash, seed_data_stream
 from .world import resolve_devices, world_size_of
 
 __all__ = ["StageContext", "run_stage", "stage_checkpoint_dir", "group_choice_fields", "PER_LAYER_FIELDS"]
@@ -132,6 +133,7 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
     ckpt_dir = stage_checkpoint_dir(ctx.run_dir, stage, ctx.multi_stage)
     resume = latest_checkpoint(ckpt_dir)
     module, datamodule = ctx.task.build(ctx.cfg, stage, earlier)
+    seed_data_stream(ctx.cfg.seed, stage.name)  # data order and draws: the same for every norm (train_order.py)
     # bgn:num_groups=auto chooses G at each layer's first forward, for this stage's per-device batch (not the
     # batch of whatever forward comes first: a sanity check, an attack, a short last batch).
     set_normalization_batch(module, stage.norm_batch or ctx.task.normalization_batch(ctx.cfg))
@@ -147,7 +149,8 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
     rule = stage.selection
     clock = clock_class(stage.images_per_step * world_size_of(ctx.cfg), stage.optimizer_steps_per_batch)
     tracker = SelectionTracker(rule)
-    callbacks = [clock, tracker, RandomState(), LeaseGuard(ctx.lease), RampSchedule(stage.optimizer_steps_per_batch),
+    order = TrainOrderHash()
+    callbacks = [clock, tracker, order, RandomState(), LeaseGuard(ctx.lease), RampSchedule(stage.optimizer_steps_per_batch),
                  *_checkpointers(ctx, stage, ckpt_dir),
                  _CheckpointOnInterrupt(dirpath=ckpt_dir, filename=INTERRUPT_CHECKPOINT)]
     diagnostics = None
@@ -171,6 +174,7 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
                 else max(0, trainer.current_epoch - 1)
             result.outputs = {**ctx.task.stage_outputs(ctx.cfg, stage, module), **compiled,
                               **(diagnostics.record_fields() if diagnostics is not None else {}),
+                              **order.record_fields(f"{stage.name}/" if ctx.multi_stage else ""),
                               **group_choice_fields(module, f"{stage.name}/" if ctx.multi_stage else "")}
     finally:
         try:
