@@ -70,19 +70,22 @@ def _checkpointers(ctx: StageContext, stage: Stage, ckpt_dir: Path) -> list[Mode
     """``last.ckpt`` at every epoch end (and every n steps), plus ``best.ckpt`` when the rule monitors a metric.
 
     Two callbacks, because one ModelCheckpoint with a monitor refreshes ``last.ckpt`` only when the
-    monitored value improved (Lightning >= 2.5), which would resume a run from a stale epoch.
+    monitored value improved (Lightning >= 2.5), which would resume a run from a stale epoch. The best
+    one saves first: otherwise ``last.ckpt`` keeps its state from before this epoch's score, and a run
+    resumed from it overwrites ``best.ckpt`` with the next epoch's weights whatever their score.
     """
     def last(**when: int) -> ModelCheckpoint:
         return ModelCheckpoint(dirpath=ckpt_dir, filename=Path(LAST_CHECKPOINT).stem, monitor=None, save_top_k=1,
                                save_last=False, enable_version_counter=False, **when)
 
-    savers = [last(every_n_epochs=1)]
-    if ctx.cfg.trainer.checkpoint_every_n_steps:  # Lightning wants step and epoch triggers in separate callbacks
-        savers.append(last(every_n_train_steps=ctx.cfg.trainer.checkpoint_every_n_steps))
-    if stage.selection.monitor is not None:
+    savers = []
+    if stage.selection.monitor is not None:  # first: last.ckpt then holds its updated best score (exact resume)
         savers.append(ModelCheckpoint(dirpath=ckpt_dir, filename=Path(BEST_CHECKPOINT).stem,
                                       monitor=stage.selection.monitor, mode=stage.selection.mode, save_top_k=1,
                                       save_last=False, enable_version_counter=False))
+    savers.append(last(every_n_epochs=1))
+    if ctx.cfg.trainer.checkpoint_every_n_steps:  # Lightning wants step and epoch triggers in separate callbacks
+        savers.append(last(every_n_train_steps=ctx.cfg.trainer.checkpoint_every_n_steps))
     return savers
 
 
