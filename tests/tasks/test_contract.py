@@ -62,6 +62,10 @@ def test_two_stages_give_one_record_with_selected_and_last_metrics(tmp_path: Pat
     assert record["last/test/acc"] == pytest.approx(evaluate(outcome.run_dir, "last.ckpt"), abs=1e-6)
     assert record["val/acc"] >= record["last/val/acc"]
     assert (outcome.run_dir / "stages" / "pretrain.json").is_file()
+    # last.ckpt holds the best checkpointer's score of its own epoch: a run resumed from it keeps best.ckpt
+    last = torch.load(outcome.run_dir / "checkpoints" / "finetune" / "last.ckpt", weights_only=False)
+    best_state = next(v for k, v in last["callbacks"].items() if k.startswith("ModelCheckpoint") and "val/acc" in k)
+    assert float(best_state["best_model_score"]) == pytest.approx(record["val/acc"])
     assert (outcome.run_dir / "metrics-pretrain.csv").is_file() and (outcome.run_dir / "metrics-finetune.csv").is_file()
 
 
