@@ -35,7 +35,7 @@ def run_command(args: Sequence[str]) -> int:
         return EXIT_USAGE
     cfg = parse_config(task, args[1:])  # jsonargparse prints its own one-line errors and exits 2
     try:
-        outcome = execute(cfg, task)
+        outcome = execute(cfg, task, argv=args[1:])
     except ConfigError as exc:
         print(f"normbench: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -20,13 +20,14 @@ import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import lightning as L
 import torch
 
 from ..data.errors import DataError
 from .callbacks import DivergedError, LeaseLostError
+from .comparison import comparison_fields, config_overrides
 from .config import RunConfig
 from .identity import declaration_fields, identity_fields, weight_standardization_of
 from .lease import RunLease, lease_holder
@@ -90,11 +91,12 @@ def _load_stage(run_dir: Path, name: str) -> StageResult | None:
 
 
 def _record(cfg: RunConfig, task: Task, run_dir: Path, status: str, error: str | None, results: list[StageResult],
-            started: str, extra: dict[str, Any]) -> dict[str, Any]:
+            started: str, extra: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     record: dict[str, Any] = {"schema": SCHEMA_VERSION, "run_id": run_dir.name, "sweep": cfg.sweep}
     record.update(identity_fields(cfg, task))
     record.update({"status": status, "error": error})
     record.update(declaration_fields(cfg, task))
+    record.update(comparison_fields(cfg, task, overrides))
     final = results[-1] if results else StageResult("train")
     for result in results:
         record.update(sorted(result.metrics.items()))
@@ -128,13 +130,17 @@ def _record(cfg: RunConfig, task: Task, run_dir: Path, status: str, error: str |
 
 
 def execute(cfg: RunConfig, task: Task, *, trainer_overrides: dict[str, Any] | None = None,
-            use_wandb: bool | None = None, lease_ttl: float | None = None) -> RunOutcome:
+            use_wandb: bool | None = None, lease_ttl: float | None = None,
+            argv: Sequence[str] | None = None) -> RunOutcome:
     """Run ``cfg`` (a ``task.config_class``) unless it finished before; see the module docstring.
 
     Raises ConfigError or DataError for a run refused before anything is written.
     ``trainer_overrides`` are extra Trainer arguments (benchmarks, tests);
-    ``use_wandb`` overrides the config's W&B switch (None: the config decides).
+    ``use_wandb`` overrides the config's W&B switch (None: the config decides);
+    ``argv`` the arguments ``cfg`` was parsed from, for the record's ``overrides`` (None: compared
+    with the config class's defaults).
     """
+    overrides = config_overrides(cfg, task, argv) if is_rank_zero() else {}
     cfg = prepare(cfg, task)
     task.locate_data(cfg)
     run_dir = run_directory(cfg, task)
@@ -150,7 +156,7 @@ def execute(cfg: RunConfig, task: Task, *, trainer_overrides: dict[str, Any] | N
         return RunOutcome("running_elsewhere", run_dir, f"held by {holder.get('host', '?')} pid {holder.get('pid', '?')}")
     threads = torch.get_num_threads()
     try:
-        return _train(cfg, task, run_dir, lease, rank_zero, trainer_overrides, use_wandb)
+        return _train(cfg, task, run_dir, lease, rank_zero, trainer_overrides, use_wandb, overrides)
     finally:
         torch.set_num_threads(threads)  # trainer.threads is this run's, not the process's
         if lease is not None:
@@ -158,7 +164,7 @@ def execute(cfg: RunConfig, task: Task, *, trainer_overrides: dict[str, Any] | N
 
 
 def _train(cfg: RunConfig, task: Task, run_dir: Path, lease: RunLease | None, rank_zero: bool,
-           trainer_overrides: dict[str, Any] | None, use_wandb: bool | None) -> RunOutcome:
+           trainer_overrides: dict[str, Any] | None, use_wandb: bool | None, overrides: dict[str, Any]) -> RunOutcome:
     if rank_zero:
         save_config(run_dir, cfg, task.name)
     _quiet_lightning()
@@ -192,7 +198,7 @@ def _train(cfg: RunConfig, task: Task, run_dir: Path, lease: RunLease | None, ra
         if rank_zero:
             (run_dir / "error.log").write_text(traceback.format_exc())
     extra = logger_record_fields(cfg, run_dir, ctx.identity, use_wandb)
-    record = _record(cfg, task, run_dir, status, error, results, started, extra)
+    record = _record(cfg, task, run_dir, status, error, results, started, extra, overrides)
     if rank_zero:
         write_json_atomic(run_dir / RECORD_NAME, record)
     return RunOutcome(status, run_dir, error or "", record)

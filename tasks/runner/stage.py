@@ -31,6 +31,7 @@ from .outcomes import TestPasses, checkpoint_sets, write_outcomes
 from .ramp import RampSchedule
 from .rundir import CHECKPOINT_DIR, INTERRUPT_CHECKPOINT, LAST_CHECKPOINT, latest_checkpoint
 from .task import Stage, StageResult, Task, finite_metrics
+from .train_order import TrainOrderHash, seed_data_stream
 from .world import resolve_devices, world_size_of
 
 __all__ = ["StageContext", "run_stage", "stage_checkpoint_dir", "group_choice_fields", "PER_LAYER_FIELDS"]
@@ -70,19 +71,22 @@ def _checkpointers(ctx: StageContext, stage: Stage, ckpt_dir: Path) -> list[Mode
     """``last.ckpt`` at every epoch end (and every n steps), plus ``best.ckpt`` when the rule monitors a metric.
 
     Two callbacks, because one ModelCheckpoint with a monitor refreshes ``last.ckpt`` only when the
-    monitored value improved (Lightning >= 2.5), which would resume a run from a stale epoch.
+    monitored value improved (Lightning >= 2.5), which would resume a run from a stale epoch. The best
+    one saves first: otherwise ``last.ckpt`` keeps its state from before this epoch's score, and a run
+    resumed from it overwrites ``best.ckpt`` with the next epoch's weights whatever their score.
     """
     def last(**when: int) -> ModelCheckpoint:
         return ModelCheckpoint(dirpath=ckpt_dir, filename=Path(LAST_CHECKPOINT).stem, monitor=None, save_top_k=1,
                                save_last=False, enable_version_counter=False, **when)
 
-    savers = [last(every_n_epochs=1)]
-    if ctx.cfg.trainer.checkpoint_every_n_steps:  # Lightning wants step and epoch triggers in separate callbacks
-        savers.append(last(every_n_train_steps=ctx.cfg.trainer.checkpoint_every_n_steps))
-    if stage.selection.monitor is not None:
+    savers = []
+    if stage.selection.monitor is not None:  # first: last.ckpt then holds its updated best score (exact resume)
         savers.append(ModelCheckpoint(dirpath=ckpt_dir, filename=Path(BEST_CHECKPOINT).stem,
                                       monitor=stage.selection.monitor, mode=stage.selection.mode, save_top_k=1,
                                       save_last=False, enable_version_counter=False))
+    savers.append(last(every_n_epochs=1))
+    if ctx.cfg.trainer.checkpoint_every_n_steps:  # Lightning wants step and epoch triggers in separate callbacks
+        savers.append(last(every_n_train_steps=ctx.cfg.trainer.checkpoint_every_n_steps))
     return savers
 
 
@@ -133,6 +137,7 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
     ckpt_dir = stage_checkpoint_dir(ctx.run_dir, stage, ctx.multi_stage)
     resume = latest_checkpoint(ckpt_dir)
     module, datamodule = ctx.task.build(ctx.cfg, stage, earlier)
+    seed_data_stream(ctx.cfg.seed, stage.name)  # data order and draws: the same for every norm (train_order.py)
     # bgn:num_groups=auto chooses G at each layer's first forward, for this stage's per-device batch (not the
     # batch of whatever forward comes first: a sanity check, an attack, a short last batch).
     set_normalization_batch(module, stage.norm_batch or ctx.task.normalization_batch(ctx.cfg))
@@ -148,7 +153,8 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
     rule = stage.selection
     clock = clock_class(stage.images_per_step * world_size_of(ctx.cfg), stage.optimizer_steps_per_batch)
     tracker = SelectionTracker(rule)
-    callbacks = [clock, tracker, RandomState(), LeaseGuard(ctx.lease), RampSchedule(stage.optimizer_steps_per_batch),
+    order = TrainOrderHash()
+    callbacks = [clock, tracker, order, RandomState(), LeaseGuard(ctx.lease), RampSchedule(stage.optimizer_steps_per_batch),
                  *_checkpointers(ctx, stage, ckpt_dir),
                  _CheckpointOnInterrupt(dirpath=ckpt_dir, filename=INTERRUPT_CHECKPOINT)]
     test_passes = TestPasses()  # per-item outcomes of each test pass (outcomes.json)
@@ -174,6 +180,7 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
                 else max(0, trainer.current_epoch - 1)
             result.outputs = {**ctx.task.stage_outputs(ctx.cfg, stage, module), **compiled,
                               **(diagnostics.record_fields() if diagnostics is not None else {}),
+                              **order.record_fields(f"{stage.name}/" if ctx.multi_stage else ""),
                               **group_choice_fields(module, f"{stage.name}/" if ctx.multi_stage else "")}
             if trainer.is_global_zero:  # named like the metrics above: selected plainly, last under last/
                 write_outcomes(ctx.run_dir, checkpoint_sets(test_passes.passes))

@@ -172,7 +172,9 @@ class Task:
     ``grid_coordinates`` (coordinate name -> the dotted config key it reads, e.g.
     ``{"method": "method"}``), ``eval_needs_gradients`` (adversarial attacks,
     MAML: test and validation run outside inference mode), ``batch_size_meaning``
-    (what ``batch_size`` counts).
+    (what ``batch_size`` counts), ``non_computational_keys`` (dotted config keys of the
+    task's own that never change a result, left out of the record's ``comparison`` beside
+    :data:`tasks.runner.comparison.NOT_COMPUTATIONAL`).
     """
 
     name: ClassVar[str]
@@ -182,6 +184,7 @@ class Task:
     grid_coordinates: ClassVar[dict[str, str]] = {}
     eval_needs_gradients: ClassVar[bool] = False
     batch_size_meaning: ClassVar[str] = "images per device per training step"
+    non_computational_keys: ClassVar[tuple[str, ...]] = ()
 
     # --- identity: what names a run and its place in the tables -----------------------------
     def identity(self, cfg: RunConfig) -> tuple[str, str]:

@@ -4,6 +4,11 @@ Every grid point is parsed and checked exactly as ``normbench run`` would
 (:func:`~tasks.runner.prepare.prepare`, dry forward pass included), so a point
 that would be refused is planned as ``invalid`` with the reason, and a point
 another process is training right now is planned as ``running``.
+
+The plan is seed-major: every point of the smallest seed (of every task entry) comes before
+any point of the next seed, so a sweep stopped half way leaves whole seeds (every norm, batch
+size and task at seed 0) rather than some norms without any run, and its report can already
+pair norms by seed.
 """
 
 from __future__ import annotations
@@ -78,8 +83,8 @@ def _state(run_dir: Path) -> tuple[str, str]:
 
 
 def expand_sweep(sweep: SweepSpec) -> list[PlannedRun]:
-    """Every grid point of every task entry, in a stable order (task, grid, norm, batch size, seed)."""
-    planned: list[PlannedRun] = []
+    """Every grid point of every task entry, seed-major: by seed, then task entry, grid point, norm, batch size."""
+    planned: list[tuple[int, PlannedRun]] = []
     seen: set[Path] = set()
     for entry in sweep.entries:
         task = get_task(entry.task)
@@ -100,12 +105,13 @@ def expand_sweep(sweep: SweepSpec) -> list[PlannedRun]:
                 cfg = prepare(parse_config(task, argv, raise_errors=True), task)
             except ConfigError as exc:
                 fallback = sweep.out_dir / sweep.name / slug(label.replace(" ", "-"))
-                planned.append(PlannedRun(entry.task, tuple(argv), fallback, "invalid", str(exc), label=label))
+                planned.append((seed, PlannedRun(entry.task, tuple(argv), fallback, "invalid", str(exc), label=label)))
                 continue
             run_dir = run_directory(cfg, task)
             if run_dir in seen:
                 continue
             seen.add(run_dir)
             state, reason = _state(run_dir)
-            planned.append(PlannedRun(entry.task, tuple(argv), run_dir, state, reason, world_size_of(cfg), cfg, label))
-    return planned
+            planned.append((seed, PlannedRun(entry.task, tuple(argv), run_dir, state, reason, world_size_of(cfg), cfg,
+                                             label)))
+    return [run for _, run in sorted(planned, key=lambda item: item[0])]  # stable: the rest keeps its order

@@ -70,7 +70,7 @@ def run_in_job(task_name: str, argv: list[str]) -> tuple[str, str, float]:
     started = time.perf_counter()
     task = get_task(task_name)
     try:
-        outcome = execute(parse_config(task, argv, raise_errors=True), task)
+        outcome = execute(parse_config(task, argv, raise_errors=True), task, argv=argv)
     except (ConfigError, DataError) as exc:
         return "refused", str(exc), time.perf_counter() - started
     return outcome.status, outcome.message, time.perf_counter() - started

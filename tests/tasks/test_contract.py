@@ -52,6 +52,9 @@ def test_two_stages_give_one_record_with_selected_and_last_metrics(tmp_path: Pat
     assert record["stages"] == ["pretrain", "finetune"] and record["pretrain/steps"] == 22 and record["steps"] == 88
     assert record["pretrain/wall_time_s"] > 0 and record["finetune/wall_time_s"] > 0
     assert record["pretrain_weight_norm"] > 0  # a stage output reaches the record
+    # each stage's first batches hashed; the plain key is the last stage's (each stage has its own data stream)
+    assert record["pretrain/train_order_batches"] == record["train_order_batches"] == 8
+    assert record["train_order_hash"] == record["finetune/train_order_hash"] != record["pretrain/train_order_hash"]
     assert 0 <= record["pretrain/val/acc"] <= 1 and "pretrain/val/acc" in record  # the first stage's own names
     # selection: plain names report best.ckpt, last/ reports last.ckpt; both checked independently
     assert record["selection"]["monitor"] == "val/acc"
@@ -59,6 +62,10 @@ def test_two_stages_give_one_record_with_selected_and_last_metrics(tmp_path: Pat
     assert record["last/test/acc"] == pytest.approx(evaluate(outcome.run_dir, "last.ckpt"), abs=1e-6)
     assert record["val/acc"] >= record["last/val/acc"]
     assert (outcome.run_dir / "stages" / "pretrain.json").is_file()
+    # last.ckpt holds the best checkpointer's score of its own epoch: a run resumed from it keeps best.ckpt
+    last = torch.load(outcome.run_dir / "checkpoints" / "finetune" / "last.ckpt", weights_only=False)
+    best_state = next(v for k, v in last["callbacks"].items() if k.startswith("ModelCheckpoint") and "val/acc" in k)
+    assert float(best_state["best_model_score"]) == pytest.approx(record["val/acc"])
     assert (outcome.run_dir / "metrics-pretrain.csv").is_file() and (outcome.run_dir / "metrics-finetune.csv").is_file()
 
 
@@ -72,6 +79,8 @@ def test_resume_inside_the_second_stage_is_exact_and_does_not_redo_the_first(tmp
     assert resumed["steps"] == reference["steps"]
     assert resumed["last/test/loss"] == pytest.approx(reference["last/test/loss"], rel=1e-6)
     assert resumed["test/acc"] == reference["test/acc"]
+    for key in ("pretrain/train_order_hash", "finetune/train_order_hash"):  # kept through the interruption
+        assert resumed[key] == reference[key]
 
 
 def test_resume_is_not_exact_without_pythons_random_state(tmp_path: Path, monkeypatch) -> None:

@@ -28,6 +28,7 @@ RECORD_KEYS = {
     "axis_average", "selection", "protocol", "images_per_step", "selected_epoch", "epochs_completed", "steps",
     "wall_time_s", "train_images_per_s", "started_at", "finished_at", "host", "device", "git_commit", "git_dirty",
     "normbench_version", "torch_version", "lightning_version", "python_version",
+    "comparison", "comparison_hash", "overrides", "train_order_hash", "train_order_batches",
 }
 
 

@@ -51,6 +51,16 @@ def test_expansion_covers_the_grid_with_stable_directories(tmp_path: Path) -> No
     assert [r.run_dir for r in expand_sweep(sweep)] == [r.run_dir for r in runs]
 
 
+def test_the_plan_is_seed_major_across_task_entries(tmp_path: Path) -> None:
+    entries = [{"task": "classification", "config": TEST_CONFIG},
+               {"task": "classification", "config": TEST_CONFIG, "grid": {"data.augment": ["none"]}}]
+    runs = expand_sweep(load_sweep(write_sweep(tmp_path, tasks=entries, batch_sizes=[8], seeds=[1, 0])))
+    names = [r.run_dir.name for r in runs]
+    # every point of seed 0 (both entries, both norms) before any of seed 1; otherwise the file's order
+    assert names == [f"classification-fashion_mnist-resnet8{grid}-{norm}-bs8-s{seed}"
+                     for seed in (0, 1) for grid in ("", "-data.augment=none") for norm in ("bn", "bgn_num_groups=2")]
+
+
 def test_override_values_become_cli_arguments() -> None:
     assert override_args({"trainer.epochs": 2, "data.augment": "none", "x.flag": True, "x.list": [1, 2]}) == [
         "--trainer.epochs", "2", "--data.augment", "none", "--x.flag", "true", "--x.list", "[1, 2]",
@@ -152,6 +162,10 @@ def test_local_launcher_runs_in_process_and_a_failure_does_not_stop_the_sweep(tm
     records = sorted((tmp_path / "runs" / "t").glob("*/result.json"))
     statuses = sorted(json.loads(p.read_text())["status"] for p in records)
     assert statuses == ["failed", "finished"]
+    finished = next(json.loads(p.read_text()) for p in records if "-bn-" in p.parent.name)
+    # what the sweep set beyond test.yaml (batch 8 and seed 0 are test.yaml's own values)
+    assert finished["overrides"] == {"trainer.epochs": 1, "optim.milestones": [0.5], "sweep": "t",
+                                     "out_dir": str(tmp_path / "runs")}
     # a rerun retries the failed run (which fails again) and skips the finished one
     assert sweep_command([str(path)]) == 1
     assert "0 finished, 1 skipped (done before), 1 failed" in capsys.readouterr().out
