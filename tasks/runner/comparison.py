@@ -35,12 +35,13 @@ __all__ = ["NOT_COMPUTATIONAL", "comparison_fields", "comparison_of", "compariso
 # Dotted config keys (a key also covers everything under it) that never change what a run computes:
 # where outputs go and how they are named, how often things are logged or checkpointed, W&B, CPU
 # threads, the profile's name (its values are in the comparison themselves), where data is read from,
-# and the measurements of diagnostics.
+# the measurements of diagnostics, and the report's analysis declarations.
 NOT_COMPUTATIONAL: tuple[str, ...] = (
     "out_dir", "sweep", "run_name", "coordinate_keys", "summary", "profile",
     "wandb",
     "trainer.threads", "trainer.log_every_n_steps", "trainer.checkpoint_every_n_steps",
     "diagnostics",
+    "reference_norm", "hypotheses", "contrasts",
     "data.root", "data.download", "data.cache_dir",
 )
 # Always out of the key: they are the record's own table coordinates (norm row, seed replicate).

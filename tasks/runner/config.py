@@ -17,7 +17,7 @@ from typing import Any, Literal, Optional, Union
 from .checks import Rule, at_least, checked, non_negative_int, positive_int
 from .errors import ConfigError
 
-__all__ = ["ConfigError", "TrainerConfig", "WandbConfig", "DiagnosticsConfig", "SummaryColumn", "RunConfig",
+__all__ = ["ConfigError", "TrainerConfig", "WandbConfig", "DiagnosticsConfig", "SummaryColumn", "HypothesisDecl", "ContrastDecl", "RunConfig",
            "config_to_dict", "PRECISIONS"]
 
 PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
@@ -127,6 +127,53 @@ class SummaryColumn:
 
 
 @dataclass
+class HypothesisDecl:
+    """One pre-registered comparison of the report's Holm family (docs/reporting.md, *Statistics*).
+
+    A sweep declares its hypotheses before any run (``overrides: {hypotheses: [...]}``); every record carries
+    them unchanged, and the reporter adjusts the p-values of exactly these comparisons together.
+
+    Attributes:
+        id: short name, e.g. H1-classification.
+        norm: the norm spec under test, e.g. bgn:num_groups=auto.
+        task: the task it is about ("" : any task).
+        reference: the norm it is compared with ("" : the report's reference, BN by default).
+        metric: the metric ("" : the primary metric).
+        axis: the table column, as an axis value or label ("" : every column).
+        where: grid coordinates the compared runs must have.
+        expect: better or worse (null: no direction stated).
+    """
+
+    id: str = ""
+    norm: str = ""
+    task: str = ""
+    reference: str = ""
+    metric: str = ""
+    axis: Union[int, str] = ""
+    where: dict[str, Any] = field(default_factory=dict)
+    expect: Optional[Literal["better", "worse"]] = None
+
+
+@dataclass
+class ContrastDecl:
+    """A difference-in-differences across the table axis: (norm - reference) at between[0] minus at between[1].
+
+    Attributes:
+        norm: the norm spec, e.g. bgn:num_groups=auto.
+        between: two axis values or labels, e.g. [2, 128].
+        reference: the norm it is compared with ("" : the report's reference).
+        metric: the metric ("" : the primary metric).
+        task: the task ("" : any task).
+    """
+
+    norm: str = ""
+    between: list[Union[int, str]] = field(default_factory=list)
+    reference: str = ""
+    metric: str = ""
+    task: str = ""
+
+
+@dataclass
 class RunConfig:
     """One run: a task, a normalization, a batch size and a seed.
 
@@ -142,6 +189,9 @@ class RunConfig:
             the task's own coordinates; a sweep's grid sets this for the keys it varies.
         summary: the cross-task summary table's columns for this task (default: the task's own declaration).
         diagnostics: optional measurements of the norm layers (``--diagnostics.norm_stats true``).
+        reference_norm: the norm every other norm is compared with in the report (null: bn).
+        hypotheses: the sweep's pre-registered comparisons (one Holm family in the report); analysis only.
+        contrasts: declared difference-in-differences across the table axis; analysis only.
     """
 
     norm: Union[str, dict[str, Any]] = "bn"
@@ -156,6 +206,9 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    reference_norm: Optional[str] = None
+    hypotheses: list[HypothesisDecl] = field(default_factory=list)
+    contrasts: list[ContrastDecl] = field(default_factory=list)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

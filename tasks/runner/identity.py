@@ -6,6 +6,7 @@ before training, so a record written for a failed run has them too.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from normlayers import ResolvedNorm, resolve_norm
@@ -15,7 +16,8 @@ from .prepare import coordinates_of
 from .task import Task
 from .world import world_size_of
 
-__all__ = ["identity_fields", "declaration_fields", "summary_declarations", "weight_standardization_of"]
+__all__ = ["identity_fields", "declaration_fields", "summary_declarations", "weight_standardization_of",
+           "analysis_fields"]
 
 
 def weight_standardization_of(cfg: RunConfig) -> bool:
@@ -92,4 +94,30 @@ def declaration_fields(cfg: RunConfig, task: Task) -> dict[str, Any]:
         "summary_columns": summary_declarations(cfg, task, primary[0].name),
         "protocol": task.protocol(cfg),
         "images_per_step": task.stages(cfg)[-1].images_per_step,
+        **analysis_fields(cfg),
     }
+
+
+def _canonical(spec: str) -> str:
+    return str(resolve_norm(spec).spec) if spec else ""
+
+
+def analysis_fields(cfg: RunConfig) -> dict[str, Any]:
+    """The report's analysis declarations (reference norm, hypotheses, contrasts), norm specs canonical.
+
+    They never change what a run computes (they are out of the comparison key); they ride in every
+    record so that the reporter's Holm family is the one declared before the runs, not chosen after.
+    Empty fields of a declaration are left out (the reporter reads absence as "any" or "the default").
+    """
+    out: dict[str, Any] = {}
+    if cfg.reference_norm:
+        out["reference_norm"] = _canonical(cfg.reference_norm)
+    if cfg.hypotheses:
+        out["hypotheses"] = [{k: v for k, v in {**dataclasses.asdict(h), "norm": _canonical(h.norm),
+                                                "reference": _canonical(h.reference)}.items() if v not in ("", {}, None)}
+                             for h in cfg.hypotheses]
+    if cfg.contrasts:
+        out["contrasts"] = [{k: v for k, v in {**dataclasses.asdict(c), "norm": _canonical(c.norm),
+                                               "reference": _canonical(c.reference)}.items() if v not in ("", [], None)}
+                            for c in cfg.contrasts]
+    return out

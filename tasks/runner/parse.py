@@ -117,6 +117,12 @@ def parse_config(task: "Task", args: Sequence[str], raise_errors: bool = False) 
     if key not in _parsers or _parsers[key].prog != f"normbench run {task.name}":
         _parsers[key] = config_parser(task, raise_errors)
     parser = _parsers[key]
-    namespace = parser.instantiate(parser.parse_args(list(args)))
+    # jsonargparse parses a list of dataclasses (summary, hypotheses) with parsers of this class that it
+    # builds itself; they must raise like the top-level one, not print and exit.
+    _Parser.raise_errors = raise_errors
+    try:
+        namespace = parser.instantiate(parser.parse_args(list(args)))
+    finally:
+        _Parser.raise_errors = False
     fields = {f.name for f in dataclasses.fields(task.config_class)}
     return task.config_class(**{k: v for k, v in vars(namespace).items() if k in fields})
