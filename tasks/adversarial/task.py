@@ -57,10 +57,14 @@ class AdversarialTask(Task):
 
     def metrics(self, cfg: RunConfig) -> tuple[MetricSpec, ...]:
         cfg = _cfg(cfg)
-        return (MetricSpec("test/robust_acc", f"robust accuracy, {robust_attack_name(cfg)}", primary=True),
-                MetricSpec("test/acc", "clean test accuracy"),
-                MetricSpec(f"test/pgd{PGD_STEPS}_acc", f"PGD-{PGD_STEPS} accuracy"),
-                MetricSpec("test/fgsm_acc", "FGSM accuracy"))
+        robust = robust_attack_name(cfg)
+        group = "robustness"  # one table: Clean | FGSM | PGD-20 | AutoAttack, in this order
+        return (MetricSpec("test/acc", "clean test accuracy", group=group, short="Clean"),
+                MetricSpec("test/fgsm_acc", "FGSM accuracy", group=group, short="FGSM"),
+                MetricSpec(f"test/pgd{PGD_STEPS}_acc", f"PGD-{PGD_STEPS} accuracy", group=group,
+                           short=f"PGD-{PGD_STEPS}"),
+                MetricSpec("test/robust_acc", f"robust accuracy, {robust}", primary=True, group=group,
+                           short="AutoAttack" if robust == "autoattack-standard" else robust))
 
     def selection(self, cfg: RunConfig) -> SelectionRule:
         return best_on("val/robust_acc", "max", "best robust validation accuracy (PGD-10)")
