@@ -70,7 +70,12 @@ def _cell_text(view: CellView, sym: dict, stacked: bool = False) -> str:
     if not stacked:
         return f"{text} {n_note}" if n_note else text
     under = " ".join(w for w in (spread, n_note) if w)
-    return f"\\shortstack[r]{{{text}\\\\\\scriptsize {under}}}" if under else text
+    return tex_stack(text, f"\\scriptsize {under}") if under else text
+
+
+def tex_stack(*lines: str) -> str:
+    """Lines stacked right-aligned in one cell, the first on the row's baseline (so it lines up with the label)."""
+    return "\\begin{tabular}[t]{@{}r@{}}" + "\\\\".join(lines) + "\\end{tabular}"
 
 
 def as_set(table: Table | TableSet) -> TableSet:

@@ -16,7 +16,7 @@ from collections import Counter
 
 from .compare import ALPHA, MIN_SEEDS_FOR_TEST, tests_sentence
 from .record import format_scalar
-from .render import _HTML, _MD, _TEX, _md_escape, latex_escape, latex_notes
+from .render import _HTML, _MD, _TEX, _md_escape, latex_escape, latex_notes, tex_stack
 from .summary import DIVERGED, FAILED, MISSING_CELL, NOT_RUN, SummaryCell, SummaryRow, SummaryTable
 from .summary_rank import Ranking, rank_rows
 from .summary_spec import ResolvedColumn
@@ -194,7 +194,7 @@ def render_summary_markdown(table: SummaryTable) -> str:
 def _tex_stack(*lines: str) -> str:
     """Lines stacked in one cell (right-aligned), so a wide summary still fits a page."""
     kept = [line for line in lines if line]
-    return kept[0] if len(kept) == 1 else "\\shortstack[r]{" + "\\\\".join(kept) + "}"
+    return kept[0] if len(kept) == 1 else tex_stack(*kept)
 
 
 def _tex_header(text: str, width: int = 12) -> str:

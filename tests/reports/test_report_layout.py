@@ -42,14 +42,15 @@ def five(tmp_path_factory: pytest.TempPathFactory):
 
 def _plain(cell: str) -> list[tuple[str, float]]:
     """(visible text, size factor) per stacked line of one LaTeX cell."""
-    stacked = re.fullmatch(r"\\shortstack(?:\[\w\])?\{(.*)\}", cell.strip())
+    stacked = re.fullmatch(r"\\begin\{tabular\}\[t\]\{@\{\}r@\{\}\}(.*)\\end\{tabular\}", cell.strip()) \
+        or re.fullmatch(r"\\shortstack(?:\[\w\])?\{(.*)\}", cell.strip())
     lines = stacked.group(1).split("\\\\") if stacked else [cell]
     out = []
     for line in lines:
         factor = SCRIPT if "\\scriptsize" in line else 1.0
-        text = re.sub(r"\$\\pm\$", "±", line)
-        text = re.sub(r"\$\^\{([^}]*)\}\$", lambda m: "x" * len(m.group(1)) if factor == 1 else m.group(1), text)
-        text = re.sub(r"\\(textbf|scriptsize|footnotesize|dagger)", "", text)
+        text = line.replace("$\\pm$", "±").replace("\\dagger", "†")
+        text = re.sub(r"\$\^\{([^}]*)\}\$", lambda m: m.group(1), text)  # marks: one glyph each, as wide
+        text = re.sub(r"\\(textbf|scriptsize|footnotesize)", "", text)
         out.append((re.sub(r"[{}$\\]", "", text).strip(), factor))
     return out
 
@@ -58,7 +59,7 @@ def estimated_width(tex: str) -> float:
     """Natural width of the tabular: per column its widest cell, plus 2 x \\tabcolsep per column."""
     size = next(s for s in CHAR_PT if s in tex)
     sep = float(re.search(r"\\tabcolsep\}\{([\d.]+)pt\}", tex).group(1))
-    body = tex[tex.index("\\begin{tabular}"):tex.index("\\end{tabular}")]
+    body = tex[tex.index("\\begin{tabular}{"):tex.rindex("\\end{tabular}")]
     widths: dict[int, float] = {}
     for line in body.splitlines():
         if not line.rstrip().endswith("\\\\") or "\\multicolumn" in line:
