@@ -35,6 +35,7 @@ nav a{text-decoration:none}nav a[aria-current]{font-weight:bold;color:#1b1b1b}
 table{border-collapse:collapse;font-size:.92em}
 .caption{font-size:.85em;color:#444;max-width:60em;margin:.3em 0}
 ul.notes{font-size:.8em;color:#444;max-width:60em;margin:.2em 0 1em}
+thead th[colspan]{text-align:center;border-bottom:1px solid #333}thead th[rowspan]{text-align:left}
 th,td{padding:.25em .7em;border-top:1px solid #e3e3e3;text-align:right;white-space:nowrap}
 thead th{border-bottom:2px solid #333;border-top:2px solid #333;vertical-align:bottom}
 thead th small{font-weight:normal;color:#555}
