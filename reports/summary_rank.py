@@ -17,7 +17,7 @@ once), then the mean over tasks.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .summary import SummaryTable
 
@@ -40,6 +40,7 @@ def _column_ranks(shown: dict[str, float], last: list[str], direction: str) -> d
 
 def rank_rows(table: SummaryTable) -> Ranking:
     """Average ranks of the rows that have a result in every task, ranked among themselves."""
+    table, _ = without_repeats(table)  # a repeated column would count twice in its task
     coverage = {row.norm: len(row.task_ranks) for row in table.rows}
     full = [row for row in table.rows if table.tasks and len(row.task_ranks) == len(table.tasks)]
     if len(full) < 2:
@@ -57,3 +58,30 @@ def rank_rows(table: SummaryTable) -> Ranking:
     lowest = min(round(r, 2) for r in ranks.values()) if ranks else None
     best = frozenset(n for n, r in ranks.items() if round(r, 2) == lowest) if len(ranks) > 1 else frozenset()
     return Ranking(ranks, coverage, best)
+
+
+def without_repeats(table: SummaryTable) -> tuple[SummaryTable, list[str]]:
+    """Drop a column that reads the same runs, metric and axis values as an earlier one.
+
+    A task that ran one axis value makes its declared average (e.g. over domain pairs) equal to the column
+    at that value; printing both would show one number twice and count it twice in the task's rank.
+    Returns the table without the repeats and a note per dropped column.
+    """
+    keep: list[int] = []
+    notes: list[str] = []
+    seen: dict[tuple[object, ...], int] = {}
+    for i, column in enumerate(table.columns):
+        key = (column.task, column.context, column.metric.name if column.metric else None, column.axis_values)
+        if column.context is not None and column.metric is not None and key in seen:
+            notes.append(f"{column.label}: the same runs, metric and {column.axis_words} as "
+                         f"{table.columns[seen[key]].label}; not repeated.")
+            continue
+        seen.setdefault(key, i)
+        keep.append(i)
+    if len(keep) == len(table.columns):
+        return table, []
+    index = {old: new for new, old in enumerate(keep)}
+    index[len(table.columns)] = len(keep)  # the average-rank column
+    rows = tuple(replace(row, cells=tuple(row.cells[i] for i in keep)) for row in table.rows)
+    best = frozenset((n, index[i]) for n, i in table.best if i in index)
+    return replace(table, columns=tuple(table.columns[i] for i in keep), rows=rows, best=best), notes

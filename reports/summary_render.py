@@ -18,7 +18,7 @@ from .compare import ALPHA, MIN_SEEDS_FOR_TEST, tests_sentence
 from .record import format_scalar
 from .render import _HTML, _MD, _TEX, _md_escape, latex_escape, latex_notes, tex_stack
 from .summary import DIVERGED, FAILED, MISSING_CELL, NOT_RUN, SummaryCell, SummaryRow, SummaryTable
-from .summary_rank import Ranking, rank_rows
+from .summary_rank import Ranking, rank_rows, without_repeats
 from .summary_spec import ResolvedColumn
 from .tables import format_value
 
@@ -175,6 +175,7 @@ def scorecard_lines(table: SummaryTable) -> list[str]:
 
 def render_summary_markdown(table: SummaryTable) -> str:
     """Caption, the table, the notes, the column definitions and the per-norm scorecard."""
+    table, dropped = without_repeats(table)
     modal = _modal_n(table)
     ranking = rank_rows(table)
     heads = [_md_escape(f"{a}: {b}") for a, b in map(header_words, table.columns)]
@@ -183,7 +184,7 @@ def render_summary_markdown(table: SummaryTable) -> str:
     for row in table.rows:
         cells = [cell_text(table, row, i, _MD, modal) for i in range(len(table.columns))]
         lines.append(f"| {_md_escape(row.label)} | " + " | ".join(cells) + f" | {rank_text(table, row, _MD, ranking)} |")
-    lines += [""] + [f"- {line}" for line in notes(table, _MD, lambda s: s)]
+    lines += [""] + [f"- {line}" for line in notes(table, _MD, lambda s: s) + dropped]
     lines += ["", "Columns:"] + [f"- {_md_escape(line)}" for line in column_lines(table)]
     lines += ["", "Where each norm is best, and where it is not:"] + [f"- {line}" for line in scorecard_lines(table)]
     if table.problems:
@@ -211,6 +212,7 @@ def _tex_header(text: str, width: int = 12) -> str:
 
 def render_summary_latex(table: SummaryTable) -> str:
     """A table* (needs \\usepackage{booktabs}) sized for a 6.5 in text width; notes and column lines under it."""
+    table, dropped = without_repeats(table)
     modal = _modal_n(table)
     ranking = rank_rows(table)
     heads = list(map(header_words, table.columns))
@@ -225,7 +227,7 @@ def render_summary_latex(table: SummaryTable) -> str:
         rank = rank_text(table, row, _TEX, ranking)
         lines.append(f"{latex_escape(row.label)} & " + " & ".join(cells) + f" & {small(*rank.split(' ', 1)) if ' ' in rank else rank} \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
-    lines += latex_notes(notes(table, _TEX, latex_escape)
+    lines += latex_notes(notes(table, _TEX, latex_escape) + [latex_escape(d) for d in dropped]
                          + [f"Column {latex_escape(line)}" for line in column_lines(table)])
     lines += ["\\end{table*}"] + [f"% {line}" for line in scorecard_lines(table)]
     return "\n".join(lines) + "\n"
@@ -234,6 +236,7 @@ def render_summary_latex(table: SummaryTable) -> str:
 def render_summary_html(table: SummaryTable) -> str:
     """The table (with its caption), the notes and the two lists, for the index page."""
     esc = html.escape
+    table, dropped = without_repeats(table)
     modal = _modal_n(table)
     ranking = rank_rows(table)
     heads = "".join(f"<th>{esc(a)}<br><small>{esc(b)}</small></th>" for a, b in map(header_words, table.columns))
@@ -250,7 +253,8 @@ def render_summary_html(table: SummaryTable) -> str:
         '<div class="scroll"><table id="cross-task-summary" aria-describedby="cross-task-summary__caption">',
         f"<thead><tr><th>Norm</th>{heads}<th>{RANK_LABEL}</th></tr></thead>",
         "<tbody>\n" + "\n".join(body) + "\n</tbody></table></div>",
-        '<ul class="notes">' + "".join(f"<li>{line}</li>" for line in notes(table, _HTML, esc)) + "</ul>",
+        '<ul class="notes">' + "".join(f"<li>{line}</li>" for line in notes(table, _HTML, esc)
+                                       + [esc(d) for d in dropped]) + "</ul>",
         "<h3>Columns</h3><ul>" + "".join(f"<li>{esc(line)}</li>" for line in column_lines(table)) + "</ul>",
         "<h3>Where each norm is best, and where it is not</h3><ul>"
         + "".join(f"<li>{esc(line)}</li>" for line in scorecard_lines(table)) + "</ul>",
@@ -289,6 +293,7 @@ def render_summary_csv(table: SummaryTable) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(SUMMARY_CSV_COLUMNS)
+    table, _ = without_repeats(table)
     ranking = rank_rows(table)
     for index in range(len(table.columns)):
         for row in table.rows:

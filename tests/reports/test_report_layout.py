@@ -175,3 +175,26 @@ def test_declarations_carry_group_short_and_kind() -> None:
     declared[2]["kind"] = "price"
     with pytest.raises(RecordError, match=r"r.json: key 'metric_declarations\[2\].kind' must be 'result' or 'cost'"):
         parse_record(make_record("bn", 2, 0, acc=0.5, metric_declarations=declared), Path("r.json"))
+
+
+def test_a_summary_column_repeating_another_is_dropped(tmp_path: Path) -> None:
+    """A task that ran one batch size: its smallest and largest columns read the same runs."""
+    from report_records import make_record
+
+    from reports.summary_render import render_summary_csv, render_summary_markdown
+
+    columns = [{"label": "smallest", "axis": "min", "where": {}, "metric": "test/acc"},
+               {"label": "largest", "axis": "max", "where": {}, "metric": "test/acc"}]
+    for seed in range(3):
+        for norm, acc in (("bn", 0.70), ("gn:num_groups=32", 0.75)):
+            record = make_record(norm, 16, seed, acc=acc + 0.01 * seed, summary_columns=columns)
+            run = tmp_path / "s" / record["run_id"]
+            run.mkdir(parents=True)
+            (run / "result.json").write_text(json.dumps(record))
+    summary = build_summary(collect_runs(tmp_path).records)
+    assert [c.label for c in summary.columns] == ["smallest", "largest"]  # as declared ...
+    md = render_summary_markdown(summary)
+    assert "| Norm | smallest: bs=16 | Avg. rank |" in md  # ... printed once
+    assert "- largest: the same runs, metric and bs=16 as smallest; not repeated." in md
+    assert {row.split(",")[0] for row in render_summary_csv(summary).splitlines()[1:]} == {"smallest"}
+    assert rank_rows(summary).ranks == {"gn:num_groups=32": 1.0, "bn": 2.0}
