@@ -198,8 +198,8 @@ def _tex_stack(*lines: str) -> str:
     return kept[0] if len(kept) == 1 else tex_stack(*kept)
 
 
-def _tex_header(text: str, width: int = 12) -> str:
-    """A header split into lines of about `width` characters at spaces, stacked and centred."""
+def _tex_header(text: str, width: int = 12, size: str = "") -> str:
+    """A header split into lines of about `width` characters at spaces, stacked and centred (in `size`)."""
     lines: list[str] = []
     for word in text.split():
         if lines and len(lines[-1]) + 1 + len(word) <= width:
@@ -207,7 +207,8 @@ def _tex_header(text: str, width: int = 12) -> str:
         else:
             lines.append(word)
     body = "\\\\".join(latex_escape(line) for line in lines)
-    return body if len(lines) == 1 else f"\\shortstack{{{body}}}"
+    stacked = body if len(lines) == 1 else f"\\shortstack{{{body}}}"
+    return f"{{{size}{stacked}}}" if size else stacked
 
 
 def render_summary_latex(table: SummaryTable) -> str:
@@ -221,7 +222,7 @@ def render_summary_latex(table: SummaryTable) -> str:
              f"\\caption{{{caption(table, _TEX, latex_escape)}}}", "\\label{tab:cross-task-summary}",
              f"\\begin{{tabular}}{{l{'r' * (len(table.columns) + 1)}}}", "\\toprule",
              "Norm & " + " & ".join(_tex_header(a) for a, _ in heads) + f" & {_tex_header(RANK_LABEL)} \\\\",
-             " & " + " & ".join(f"\\scriptsize {latex_escape(b)}" for _, b in heads) + " & \\\\", "\\midrule"]
+             " & " + " & ".join(_tex_header(b, 16, "\\scriptsize ") for _, b in heads) + " & \\\\", "\\midrule"]
     for row in table.rows:
         cells = [cell_text(table, row, i, _TEX, modal, small) for i in range(len(table.columns))]
         rank = rank_text(table, row, _TEX, ranking)
