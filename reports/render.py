@@ -5,7 +5,7 @@ bold cell or a significance mark is the same in the paper, on GitHub and in the
 spreadsheet. A printed table (:class:`~reports.layout.TableSet`) is one metric,
 or a declared group of metrics under a two-level header; its caption is two
 sentences and the rest are notes under it (:mod:`reports.captions`). LaTeX is
-sized to fit a 6.5 in text width: ``\small`` and narrow column gaps, and a
+sized to fit a 6.5 in text width: ``\\small`` and narrow column gaps, and a
 ``table*`` in ``\footnotesize`` for a group over several axis values. Output is
 a pure function of the tables: golden-file testable.
 """

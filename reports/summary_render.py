@@ -225,8 +225,9 @@ def render_summary_latex(table: SummaryTable) -> str:
              " & " + " & ".join(_tex_header(b, 16, "\\scriptsize ") for _, b in heads) + " & \\\\", "\\midrule"]
     for row in table.rows:
         cells = [cell_text(table, row, i, _TEX, modal, small) for i in range(len(table.columns))]
-        rank = rank_text(table, row, _TEX, ranking)
-        lines.append(f"{latex_escape(row.label)} & " + " & ".join(cells) + f" & {small(*rank.split(' ', 1)) if ' ' in rank else rank} \\\\")
+        rank = rank_text(table, row, _TEX, ranking)  # "– (3/5 tasks)": the coverage under the dash
+        rank = small(*rank.split(" ", 1)) if " " in rank else rank
+        lines.append(f"{latex_escape(row.label)} & " + " & ".join(cells) + f" & {rank} \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     lines += latex_notes(notes(table, _TEX, latex_escape) + [latex_escape(d) for d in dropped]
                          + [f"Column {latex_escape(line)}" for line in column_lines(table)])

@@ -32,8 +32,8 @@ from typing import Any, Iterable
 
 from normbench.wandb_auth import wandb_login_available
 
-from .record import MetricDeclaration, RunRecord, format_scalar, scalar_order
 from .layout import table_sets
+from .record import MetricDeclaration, RunRecord, format_scalar, scalar_order
 from .render import render_markdown
 from .summary import SummaryTable
 from .summary_render import render_summary_markdown

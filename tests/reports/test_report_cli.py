@@ -54,7 +54,8 @@ def test_full_report(golden_runs: Path, capsys: pytest.CaptureFixture[str]) -> N
     report = golden_runs / "report"
     stem = "classification__fashion_mnist__resnet20__test-acc"  # the table's key: plots are named after it
     for rel in ["index.md", "index.html", "tables/tables.md", "tables/tables.tex", "tables/tables.csv",
-                "tables/t01-classification-acc.tex", "tables/manifest.json", f"plots/{stem}__vs_batch_size.png", f"plots/{stem}__vs_batch_size.svg",
+                "tables/t01-classification-acc.tex", "tables/manifest.json",
+                f"plots/{stem}__vs_batch_size.png", f"plots/{stem}__vs_batch_size.svg",
                 f"plots/{stem}__bgn_vs_groups.png", f"plots/{stem}__bgn_vs_groups.svg"]:
         assert (report / rel).is_file(), rel
     assert not (report / "wandb_report.json").exists()

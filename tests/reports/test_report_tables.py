@@ -13,6 +13,7 @@ from reports.collect import collect_runs
 from reports.render import CSV_COLUMNS, latex_escape, render_csv, render_latex, render_markdown
 from reports.tables import Table, tables_from_records
 
+
 def _tables(root: Path) -> list[Table]:
     return tables_from_records(collect_runs(root).records)
 

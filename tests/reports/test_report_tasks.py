@@ -16,8 +16,8 @@ from report_records import (
     PAIRS,
     adversarial_fields,
     declare,
-    golden,
     fewshot_fields,
+    golden,
     uda_fields,
 )
 
