@@ -189,16 +189,14 @@ def _task_blocks(
     return blocks
 
 
-# The one account of the tests (README and docs/reporting.md say the same): keep the three in step.
+# The one account of the tests, as docs/reporting.md (Statistics) and the README give it: keep them in step.
 INTRO = (
     "Tables: mean ± sample std over seeds (or a 95% interval where the caption says so); bold is the best "
-    "norm per column (never in a column with one value, never for a cost such as wall time). `*` marks a "
-    "norm significantly better than the reference norm (BN unless the sweep names another) in that column: "
-    "a two-sided paired t-test over seeds (runs with the same seed saw the same batches), with its 95% "
-    "confidence interval; where both runs scored the same test items with at least 5 paired seeds, a "
-    "hierarchical bootstrap over seeds and items; where seeds cannot be paired, Welch's t-test. p-values are "
-    "Holm-adjusted over a declared family of comparisons (by default every comparison in one table); stars "
-    "come only from adjusted p < 0.05, and nothing is starred with fewer than 3 seeds."
+    "norm per column (never in a column with one value, nor for a cost such as wall time); `*` marks a norm "
+    "significantly better than BN in that column: a two-sided test over seeds (hierarchical bootstrap over "
+    "seeds and shared test items, paired t-test over seeds whose runs saw the same batches, or Welch's t-test "
+    "where they cannot be paired), Holm-adjusted p < 0.05 over the table's comparisons (or the sweep's "
+    "declared hypotheses), never with fewer than 3 seeds; each caption names the test and the family size."
 )
 
 

@@ -124,6 +124,13 @@ def test_summary_table_in_the_report(report) -> None:
     assert "| Norm | classification: bs=16 | adversarial: bs=4 |" in block.text
 
 
+def test_intro_names_the_tests_the_reporter_uses(report) -> None:
+    intro = report.blocks[0].text
+    assert "two-sided test over seeds" in intro and "paired t-test over seeds" in intro
+    assert "hierarchical bootstrap" in intro and "Holm-adjusted p < 0.05" in intro and "fewer than 3 seeds" in intro
+    assert "one-sided" not in intro
+
+
 def test_main_table_in_the_report(report) -> None:
     blocks = _sections(report)["classification"]
     texts = [b.text for b in blocks if type(b).__name__ == "MarkdownBlock"]
