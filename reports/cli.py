@@ -20,6 +20,7 @@ from .contrasts import compute_contrasts, render_contrasts_csv
 from .diagnostics_plots import plot_diagnostics
 from .family import parse_hypotheses
 from .index import ReportFiles, write_index
+from .layout import TableSet, manifest_json, table_sets
 from .plots import plot_tables
 from .render import render_csv, render_latex, render_markdown
 from .summary import SummaryTable, build_summary
@@ -59,19 +60,24 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _write_tables(tables: list[Table], out: Path) -> ReportFiles:
+def _write_tables(tables: list[Table], sets: list[TableSet], out: Path) -> ReportFiles:
+    """All tables in one file per format, one LaTeX file per printed table, and the manifest of those files."""
     table_dir = out / "tables"
     table_dir.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(out_dir=out, tables_md=table_dir / "tables.md",
-                        tables_tex=table_dir / "tables.tex", tables_csv=table_dir / "tables.csv")
-    files.tables_md.write_text("\n".join(render_markdown(t) for t in tables), encoding="utf-8")
+                        tables_tex=table_dir / "tables.tex", tables_csv=table_dir / "tables.csv",
+                        manifest=table_dir / "manifest.json")
+    files.tables_md.write_text("\n".join(render_markdown(ts) for ts in sets), encoding="utf-8")
     files.tables_tex.write_text(
-        "% needs \\usepackage{booktabs}\n" + "\n".join(render_latex(t) for t in tables), encoding="utf-8")
-    files.tables_csv.write_text(render_csv(tables), encoding="utf-8")
-    for table in tables:
-        path = table_dir / f"{table.name}.tex"
-        path.write_text(render_latex(table), encoding="utf-8")
-        files.table_tex[table.name] = path
+        "% needs \\usepackage{booktabs}\n" + "\n".join(render_latex(ts) for ts in sets), encoding="utf-8")
+    files.tables_csv.write_text(render_csv(tables, sets), encoding="utf-8")
+    assert files.manifest is not None
+    files.manifest.write_text(manifest_json(sets), encoding="utf-8")
+    for ts in sets:
+        path = table_dir / f"{ts.file}.tex"
+        path.write_text(render_latex(ts), encoding="utf-8")
+        for table in ts.tables:
+            files.table_tex[table.name] = path
     return files
 
 
@@ -193,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         tables = tables_from_records(collection.records, args.reference)
         summary = build_summary(collection.records, args.reference)
-        files = _write_tables(tables, out)
+        sets = table_sets(tables, collection.records)
+        files = _write_tables(tables, sets, out)
         files.notes += _table_notes(tables) + list(summary.problems)
         _write_contrasts(collection, tables, files)
         _write_summary(summary, files)
@@ -201,16 +208,16 @@ def main(argv: list[str] | None = None) -> int:
         report = _wandb(args, collection, tables, files, summary) if args.wandb else None
         if args.wandb and report is None:
             code = 1
-        md_path, html_path = write_index(collection, tables, files, summary)
+        md_path, html_path = write_index(collection, sets, files, summary)
     except OSError as exc:
         return _fail(f"cannot write the report to {out}: {exc}", 1)
 
     for note in files.notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     if args.show == "all":
-        for table in tables:
-            if table.primary:
-                print(render_markdown(table))
+        for ts in sets:
+            if any(t.primary for t in ts.tables):
+                print(render_markdown(ts))
     if args.show != "none" and summary.columns:
         print(render_summary_markdown(summary))
     if collection.incomplete:

@@ -15,7 +15,8 @@ import html
 from pathlib import Path
 
 from .collect import Collection
-from .index import TITLE, ReportFiles, counts, figure_title, file_links, notes, rel, tasks_of
+from .index import TITLE, ReportFiles, counts, figure_title, file_links, notes, rel, set_title, tasks_of
+from .layout import TableSet
 from .render import render_html
 from .summary import SummaryTable
 from .summary_render import render_summary_html
@@ -33,6 +34,8 @@ nav a{text-decoration:none}nav a[aria-current]{font-weight:bold;color:#1b1b1b}
 .scroll{overflow-x:auto;max-width:100%;margin:.4em 0 1em}
 table{border-collapse:collapse;font-size:.92em}
 .caption{font-size:.85em;color:#444;max-width:60em;margin:.3em 0}
+ul.notes{font-size:.8em;color:#444;max-width:60em;margin:.2em 0 1em}
+thead th[colspan]{text-align:center;border-bottom:1px solid #333}thead th[rowspan]{text-align:left}
 th,td{padding:.25em .7em;border-top:1px solid #e3e3e3;text-align:right;white-space:nowrap}
 thead th{border-bottom:2px solid #333;border-top:2px solid #333;vertical-align:bottom}
 thead th small{font-weight:normal;color:#555}
@@ -94,25 +97,25 @@ def _figures(table: Table, files: ReportFiles) -> str:
     return f'<div class="figs">{"".join(figures)}</div>' if figures else ""
 
 
-def render_task_page(task: str, tables: list[Table], files: ReportFiles, tasks: list[str]) -> str:
+def render_task_page(task: str, sets: list[TableSet], files: ReportFiles, tasks: list[str]) -> str:
     esc = html.escape
     body = [f"<h1>{esc(TITLE)}: {esc(task)}</h1>"]
     last_heading = None
-    for table in (t for t in tables if t.task == task):
-        if table.heading != last_heading:
-            last_heading = table.heading
+    for ts in (s for s in sets if s.first.task == task):
+        if ts.first.heading != last_heading:
+            last_heading = ts.first.heading
             body.append(f"<h2>{esc(last_heading)}</h2>")
-        body += [f"<h3>{esc(table.metric)}</h3>", render_html(table)]
-        if table.name in files.table_tex:
-            body.append(f'<p><a href="{esc(rel(files.table_tex[table.name], files.out_dir))}">LaTeX</a></p>')
-        body.append(_figures(table, files))
+        body += [f"<h3>{esc(set_title(ts))}</h3>", render_html(ts)]
+        if ts.first.name in files.table_tex:
+            body.append(f'<p><a href="{esc(rel(files.table_tex[ts.first.name], files.out_dir))}">LaTeX</a></p>')
+        body += [_figures(table, files) for table in ts.tables]
     return _page(f"{TITLE}: {task}", _nav(tasks, task), body)
 
 
-def render_index_page(collection: Collection, tables: list[Table], files: ReportFiles,
+def render_index_page(collection: Collection, sets: list[TableSet], files: ReportFiles,
                       summary: SummaryTable | None) -> str:
     esc = html.escape
-    tasks = tasks_of(tables)
+    tasks = tasks_of(sets)
     body = [f"<h1>{esc(TITLE)}</h1>", f"<p>Runs folder: <code>{esc(str(collection.root))}</code></p>"]
     found = counts(collection)
     body.append('<div class="scroll"><table class="counts"><thead><tr>'
@@ -126,7 +129,7 @@ def render_index_page(collection: Collection, tables: list[Table], files: Report
     if summary is not None and summary.columns:
         body += ['<h2 id="summary">Cross-task summary</h2>', render_summary_html(summary)]
     if tasks:
-        count = {t: sum(tb.task == t for tb in tables) for t in tasks}
+        count = {t: sum(ts.first.task == t for ts in sets) for t in tasks}
         body.append("<h2>Tasks</h2><ul>" + "".join(
             f'<li><a href="{task_page_name(t)}">{esc(t)}</a>: {count[t]} table{"s" if count[t] != 1 else ""}</li>'
             for t in tasks) + "</ul>")
@@ -135,13 +138,13 @@ def render_index_page(collection: Collection, tables: list[Table], files: Report
     return _page(TITLE, _nav(tasks, None), body)
 
 
-def write_html_pages(collection: Collection, tables: list[Table], files: ReportFiles,
+def write_html_pages(collection: Collection, sets: list[TableSet], files: ReportFiles,
                      summary: SummaryTable | None) -> Path:
     """index.html and task-<task>.html for every task; returns the index's path."""
-    tasks = tasks_of(tables)
+    tasks = tasks_of(sets)
     for task in tasks:
-        (files.out_dir / task_page_name(task)).write_text(render_task_page(task, tables, files, tasks),
+        (files.out_dir / task_page_name(task)).write_text(render_task_page(task, sets, files, tasks),
                                                           encoding="utf-8")
     index = files.out_dir / "index.html"
-    index.write_text(render_index_page(collection, tables, files, summary), encoding="utf-8")
+    index.write_text(render_index_page(collection, sets, files, summary), encoding="utf-8")
     return index

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .collect import Collection
+from .layout import TableSet
 from .render import render_markdown
 from .summary import SummaryTable
 from .summary_render import render_summary_markdown
@@ -31,7 +32,8 @@ class ReportFiles:
     tables_md: Path
     tables_tex: Path
     tables_csv: Path
-    table_tex: dict[str, Path] = field(default_factory=dict)  # per table name
+    manifest: Path | None = None  # tables/manifest.json: what each printed table file holds
+    table_tex: dict[str, Path] = field(default_factory=dict)  # per table name: its printed table's file
     figures: dict[str, list[Path]] = field(default_factory=dict)  # per table name: png, svg, ...
     figure_titles: dict[Path, str] = field(default_factory=dict)  # titles of figures not named by a suffix
     summary_md: Path | None = None
@@ -100,16 +102,24 @@ def file_links(files: ReportFiles) -> list[tuple[str, Path]]:
         links += [("summary (LaTeX)", files.summary_tex), ("summary (CSV)", files.summary_csv)]
     links += [("all tables (Markdown)", files.tables_md), ("all tables (LaTeX)", files.tables_tex),
               ("all cells (CSV)", files.tables_csv)]
+    if files.manifest is not None:
+        links.append(("table files (manifest)", files.manifest))
     if files.wandb_spec is not None:
         links.append(("W&B report specification (JSON)", files.wandb_spec))
     return links
 
 
-def tasks_of(tables: list[Table]) -> list[str]:
-    return sorted({t.task for t in tables}, key=task_order)
+def tasks_of(tables: list[Table] | list[TableSet]) -> list[str]:
+    return sorted({t.first.task if isinstance(t, TableSet) else t.task for t in tables}, key=task_order)
 
 
-def render_index_md(collection: Collection, tables: list[Table], files: ReportFiles,
+def set_title(ts: TableSet) -> str:
+    """A printed table's heading on the pages: its file stem and what it shows."""
+    shown = ts.group if ts.grouped else ts.first.metric
+    return f"{ts.file}: {shown}"
+
+
+def render_index_md(collection: Collection, sets: list[TableSet], files: ReportFiles,
                     summary: SummaryTable | None = None) -> str:
     out = files.out_dir
     lines = [f"# {TITLE}", "", f"Runs folder: `{collection.root}`", ""]
@@ -121,35 +131,36 @@ def render_index_md(collection: Collection, tables: list[Table], files: ReportFi
     lines.append("Files: " + " · ".join(f"[{name}]({rel(p, out)})" for name, p in file_links(files)))
     if summary is not None and summary.columns:
         lines += ["", "## Cross-task summary", "", render_summary_markdown(summary).rstrip("\n")]
-    for task in tasks_of(tables):
+    for task in tasks_of(sets):
         lines += ["", f"## {task}"]
         last_heading = None
-        for table in (t for t in tables if t.task == task):
-            if table.heading != last_heading:
-                last_heading = table.heading
+        for ts in (s for s in sets if s.first.task == task):
+            if ts.first.heading != last_heading:
+                last_heading = ts.first.heading
                 lines += ["", f"### {last_heading}"]
-            lines += ["", f"#### {table.metric}", "", render_markdown(table).rstrip("\n"), ""]
+            lines += ["", f"#### {set_title(ts)}", "", render_markdown(ts).rstrip("\n"), ""]
             extra = []
-            if table.name in files.table_tex:
-                extra.append(f"[LaTeX]({rel(files.table_tex[table.name], out)})")
-            for path in files.figures.get(table.name, []):
-                title = figure_title(path, table, files)
-                if path.suffix == ".png":
-                    lines += [f"![{table.metric}: {title}]({rel(path, out)})", ""]
-                extra.append(f"[{title} ({path.suffix[1:].upper()})]({rel(path, out)})")
+            if ts.first.name in files.table_tex:
+                extra.append(f"[LaTeX]({rel(files.table_tex[ts.first.name], out)})")
+            for table in ts.tables:
+                for path in files.figures.get(table.name, []):
+                    title = figure_title(path, table, files)
+                    if path.suffix == ".png":
+                        lines += [f"![{table.metric}: {title}]({rel(path, out)})", ""]
+                    extra.append(f"[{title} ({path.suffix[1:].upper()})]({rel(path, out)})")
             if extra:
                 lines.append("Files: " + " · ".join(extra))
-    if not tables:
+    if not sets:
         lines += ["", "No finished runs to tabulate yet."]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def write_index(collection: Collection, tables: list[Table], files: ReportFiles,
+def write_index(collection: Collection, sets: list[TableSet], files: ReportFiles,
                 summary: SummaryTable | None = None) -> tuple[Path, Path]:
     """Write index.md, index.html and one HTML page per task into files.out_dir; returns the two index paths."""
     from .html_pages import write_html_pages
 
     md_path = files.out_dir / "index.md"
-    md_path.write_text(render_index_md(collection, tables, files, summary), encoding="utf-8")
-    html_path = write_html_pages(collection, tables, files, summary)
+    md_path.write_text(render_index_md(collection, sets, files, summary), encoding="utf-8")
+    html_path = write_html_pages(collection, sets, files, summary)
     return md_path, html_path

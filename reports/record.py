@@ -34,6 +34,7 @@ SCALAR_TYPES = (str, int, float, bool)
 BATCH_AXIS = "batch_size"
 DIRECTIONS = ("max", "min")
 UNITS = ("fraction", "percent", "count", "seconds", "")
+KINDS = ("result", "cost")  # a cost (wall time, parameters, throughput) is shown, never crowned best
 # Run settings that split tables but are named in a table's title only where they
 # vary among the records of the same (task, dataset, model): a plain sweep keeps
 # plain table names.
@@ -49,7 +50,11 @@ class MetricDeclaration:
     """What one reported metric means, as the task declared it.
 
     `interval` names another metric of the same record holding that run's own
-    95% half-width (few-shot: over test episodes), or is None.
+    95% half-width (few-shot: over test episodes), or is None. `group` puts metrics
+    of one context into one table (adversarial: clean, FGSM, PGD-20, AutoAttack);
+    `short` is the header a grouped table or the summary shows (defaults to the
+    label); `kind` "cost" (or the unit seconds) marks what a run spent, not what
+    it achieved, so no cell of it is bold.
     """
 
     name: str
@@ -58,6 +63,18 @@ class MetricDeclaration:
     unit: str  # one of UNITS
     primary: bool
     interval: str | None = None
+    group: str | None = None
+    short: str | None = None
+    kind: str = "result"
+
+    @property
+    def is_cost(self) -> bool:
+        """Declared a cost, or measured in seconds: nothing to crown best."""
+        return self.kind == "cost" or self.unit == "seconds"
+
+    @property
+    def header(self) -> str:
+        return self.short or self.label
 
     @property
     def scale(self) -> float:

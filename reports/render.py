@@ -1,11 +1,13 @@
-"""Spell tables in Markdown (GitHub pipe tables), LaTeX (booktabs), HTML and CSV.
+"""Spell printed tables in Markdown (GitHub pipe tables), LaTeX (booktabs), HTML and CSV.
 
 Every renderer reads the same :class:`~reports.tables.CellView` decisions, so a
 bold cell or a significance mark is the same in the paper, on GitHub and in the
-spreadsheet. The caption says what the columns are (the task's axis label),
-what follows the ± (a sample std, or a 95% interval where the metric declares
-one) and which context the table belongs to. Output is a pure function of the
-tables: golden-file testable.
+spreadsheet. A printed table (:class:`~reports.layout.TableSet`) is one metric,
+or a declared group of metrics under a two-level header; its caption is two
+sentences and the rest are notes under it (:mod:`reports.captions`). LaTeX is
+sized to fit a 6.5 in text width: ``\\small`` and narrow column gaps, and a
+``table*`` in ``\footnotesize`` for a group over several axis values. Output is
+a pure function of the tables: golden-file testable.
 """
 
 from __future__ import annotations
@@ -17,17 +19,18 @@ import re
 from dataclasses import replace
 from typing import Iterable
 
-from .compare import MIN_SEEDS_FOR_TEST
+from .captions import caption, notes
 from .family import CSV_COLUMNS as STAT_COLUMNS
-from .family import csv_values, significance_sentence
+from .family import csv_values
+from .layout import SetColumn, TableSet
 from .record import format_scalar
-from .tables import AVERAGE_LABEL, MISSING, CellView, Table
+from .tables import MISSING, CellView, Table
 
 CSV_COLUMNS = (
     "task", "dataset", "model", "metric", "norm", "norm_label", "norm_num_groups", "batch_size",
     "n", "n_failed", "n_diverged", "mean", "std", "p_vs_bn", "beats_bn", "best",
     "coordinates", "axis", "axis_value", "axis_label", "context", "unit", "direction", "interval",
-    "interval_half_width", "test", "seeds", "row", *STAT_COLUMNS,
+    "interval_half_width", "test", "seeds", "row", *STAT_COLUMNS, "table",
 )
 
 # Per-format spelling of the symbols a caption and a cell use.
@@ -52,121 +55,133 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _spread_words(table: Table, sym: dict, esc) -> str:
-    """What follows the ±: a sample std, or for an interval metric which 95% interval."""
-    if table.decl.interval is None:
-        return "sample std over seeds"
-    counts = {c.n for row in table.rows for c in row.cells.values() if c.n > 0}
-    over_seeds, over_episodes = esc("95% CI over seeds (Student's t)"), esc("95% CI over test episodes")
-    if counts and all(n >= 2 for n in counts):
-        return over_seeds
-    if counts and all(n == 1 for n in counts):
-        return over_episodes
-    return f"{over_seeds}; with one seed, {sym['pm']} {over_episodes}"
-
-
-def _caption(table: Table, sym: dict, esc) -> str:
-    """What the cells are, what the marks mean and which test made them."""
-    unit = f" ({esc(table.unit)})" if table.unit else ""  # escaped: a bare % starts a LaTeX comment
-    direction = "higher" if table.mode == "max" else "lower"
-    seeds = f"n={table.modal_n} unless marked" if table.modal_n else "no finished seeds"
-    column = "batch size" if table.on_batch_axis else "column"
-    same = "at the same batch size" if table.on_batch_axis else "in the same column"
-    parts = [
-        f"{esc(table.heading)}: {esc(table.metric)}{unit}, mean {sym['pm']} {_spread_words(table, sym, esc)} "
-        f"({seeds}); rows: normalization, columns: {esc(table.axis_label)}.",
-    ]
-    if any(c.is_average for c in table.columns):
-        parts.append(f"{AVERAGE_LABEL}: mean over the row's {esc(table.axis_label)} columns, "
-                     f"shown only when all of them have a value.")
-    parts.append(f"{sym['bold']('Bold')}: best mean per {column} ({direction} is better).")
-    if table.has_bn:
-        cells = [c for row in table.rows for c in row.cells.values()]
-        reference = next((c.norm_label for c in cells if c.is_reference), "BN")
-        sentence = significance_sentence((c.comparison for c in cells), reference, same)
-        if sentence:
-            parts.append(f"{sym['sup'](sym['sig'])}: {esc(sentence)}")
-        else:
-            parts.append(f"No significance claimed: a test needs {sym['geq']} {MIN_SEEDS_FOR_TEST} finished seeds "
-                         "in both cells.")
-    else:
-        parts.append("No reference (BN) row, so no significance test.")
-    parts.append(
-        f"{sym['sup'](sym['dagger'])}: some seeds failed or diverged, mean over the finished seeds; "
-        f"{sym['dash']}: not run."
-    )
-    return " ".join(parts)
-
-
-def _cell_text(view: CellView, sym: dict) -> str:
+def _cell_text(view: CellView, sym: dict, stacked: bool = False) -> str:
+    """The cell in one line, or (`stacked`, LaTeX) the spread and seed count in small type under the mean."""
     if view.kind == "missing":
         return sym["dash"]
     if view.kind != "value":
         return view.kind
-    text = f"{view.mean} {sym['pm']} {view.spread}" if view.spread else view.mean
+    spread = f"{sym['pm']} {view.spread}" if view.spread else ""
+    text = view.mean if stacked else " ".join(w for w in (view.mean, spread) if w)
     if view.bold:
         text = sym["bold"](text)
     marks = (sym["sig"] if view.significant else "") + (sym["dagger"] if view.partial else "")
     if marks:
         text += sym["sup"](marks)
-    if view.n_note is not None:
-        text += f" (n={view.n_note})"
-    return text
+    n_note = f"(n={view.n_note})" if view.n_note is not None else ""
+    if not stacked:
+        return f"{text} {n_note}" if n_note else text
+    under = " ".join(w for w in (spread, n_note) if w)
+    return tex_stack(text, f"\\scriptsize {under}") if under else text
 
 
-def render_markdown(table: Table) -> str:
-    """Caption line, blank line, GitHub pipe table."""
-    lines = [_caption(table, _MD, lambda s: s), ""]
-    lines.append("| Norm | " + " | ".join(_md_escape(c.label) for c in table.columns) + " |")
-    lines.append("|:--|" + "--:|" * len(table.columns))
-    for row in table.rows:
-        cells = [_cell_text(table.view(row, c), _MD) for c in table.columns]
-        lines.append(f"| {_md_escape(row.label)} | " + " | ".join(cells) + " |")
+def tex_stack(*lines: str) -> str:
+    """Lines stacked right-aligned in one cell, the first on the row's baseline (so it lines up with the label)."""
+    return "\\begin{tabular}[t]{@{}r@{}}" + "\\\\".join(lines) + "\\end{tabular}"
+
+
+def as_set(table: Table | TableSet) -> TableSet:
+    """A lone Table prints as a set of one, named after its internal key."""
+    return table if isinstance(table, TableSet) else TableSet((table,), None, table.name)
+
+
+def _view(ts: TableSet, rows: dict, column: SetColumn) -> CellView:
+    row = rows.get(column.metric)
+    return CellView("missing") if row is None else column.table.view(row, column.column)
+
+
+def render_markdown(table: Table | TableSet) -> str:
+    """Caption line, blank line, GitHub pipe table (one header level: `bs=2: FGSM`), notes as a list."""
+    ts = as_set(table)
+    lines = [caption(ts, _MD, lambda s: s), ""]
+    lines.append("| Norm | " + " | ".join(_md_escape(ts.flat_header(c)) for c in ts.columns) + " |")
+    lines.append("|:--|" + "--:|" * len(ts.columns))
+    for _, label, rows in ts.rows():
+        cells = [_cell_text(_view(ts, rows, c), _MD) for c in ts.columns]
+        lines.append(f"| {_md_escape(label)} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"- {note}" for note in notes(ts, _MD, lambda s: s)]
     return "\n".join(lines) + "\n"
 
 
-def latex_label(table: Table) -> str:
-    return "tab:" + re.sub(r"[^A-Za-z0-9]+", "-", table.name).strip("-").lower()
+def latex_label(table: Table | TableSet) -> str:
+    return "tab:" + re.sub(r"[^A-Za-z0-9]+", "-", as_set(table).file).strip("-").lower()
 
 
-def render_latex(table: Table) -> str:
-    """A complete table environment (needs \\usepackage{booktabs})."""
-    cols = "l" + "r" * len(table.columns)
+def latex_wide(ts: TableSet) -> bool:
+    """A group over several axis values: a table* whose cells stack the ± under the mean to fit 6.5 in."""
+    return ts.grouped and not ts.single_value
+
+
+def _latex_header(ts: TableSet) -> list[str]:
+    rows = ts.header_rows()
+    if len(rows) == 1:
+        return ["Norm & " + " & ".join(latex_escape(h.text) for h in rows[0]) + " \\\\"]
+    top, rules, start = [], [], 2
+    for h in rows[0]:
+        top.append(f"\\multicolumn{{{h.span}}}{{c}}{{{latex_escape(h.text)}}}")
+        rules.append(f"\\cmidrule(lr){{{start}-{start + h.span - 1}}}")
+        start += h.span
+    return [" & " + " & ".join(top) + " \\\\", "".join(rules),
+            "Norm & " + " & ".join(latex_escape(h.text) for h in rows[1]) + " \\\\"]
+
+
+def render_latex(table: Table | TableSet) -> str:
+    """A complete table environment (needs \\usepackage{booktabs}); the notes under the tabular."""
+    ts = as_set(table)
+    env = "table*" if latex_wide(ts) else "table"
+    size = "\\footnotesize" if latex_wide(ts) else "\\small"
     lines = [
-        "\\begin{table}[t]",
-        "\\centering",
-        f"\\caption{{{_caption(table, _TEX, latex_escape)}}}",
-        f"\\label{{{latex_label(table)}}}",
-        f"\\begin{{tabular}}{{{cols}}}",
-        "\\toprule",
-        "Norm & " + " & ".join(latex_escape(c.label) for c in table.columns) + " \\\\",
-        "\\midrule",
+        f"\\begin{{{env}}}[t]", "\\centering", size, "\\setlength{\\tabcolsep}{4pt}",
+        f"\\caption{{{caption(ts, _TEX, latex_escape)}}}",
+        f"\\label{{{latex_label(ts)}}}",
+        f"\\begin{{tabular}}{{l{'r' * len(ts.columns)}}}",
+        "\\toprule", *_latex_header(ts), "\\midrule",
     ]
-    for row in table.rows:
-        cells = [_cell_text(table.view(row, c), _TEX) for c in table.columns]
-        lines.append(f"{latex_escape(row.label)} & " + " & ".join(cells) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    for _, label, rows in ts.rows():
+        cells = [_cell_text(_view(ts, rows, c), _TEX, stacked=latex_wide(ts)) for c in ts.columns]
+        lines.append(f"{latex_escape(label)} & " + " & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", *latex_notes(notes(ts, _TEX, latex_escape)), f"\\end{{{env}}}"]
     return "\n".join(lines) + "\n"
 
 
-def render_html(table: Table) -> str:
-    """The caption, then the table in a box that scrolls sideways on its own (narrow screens)."""
+def latex_notes(lines: list[str]) -> list[str]:
+    """Notes under a tabular, full width, small and ragged right."""
+    return ["\\par\\smallskip", "\\begin{minipage}{\\linewidth}\\scriptsize\\raggedright",
+            *(f"{line}\\par" for line in lines), "\\end{minipage}"]
+
+
+def _html_header(ts: TableSet) -> str:
     esc = html.escape
-    head = "".join(f"<th>{esc(c.label)}</th>" for c in table.columns)
+    rows = ts.header_rows()
+    if len(rows) == 1:
+        return "<tr><th>Norm</th>" + "".join(f"<th>{esc(h.text)}</th>" for h in rows[0]) + "</tr>"
+    top = "".join(f'<th colspan="{h.span}" scope="colgroup">{esc(h.text)}</th>' for h in rows[0])
+    return (f'<tr><th rowspan="2">Norm</th>{top}</tr>\n'
+            "<tr>" + "".join(f"<th>{esc(h.text)}</th>" for h in rows[1]) + "</tr>")
+
+
+def render_html(table: Table | TableSet) -> str:
+    """The caption, the table in a box that scrolls sideways on its own (narrow screens), the notes."""
+    ts = as_set(table)
+    esc = html.escape
     body = []
-    for row in table.rows:
+    for _, label, rows in ts.rows():
         cells = []
-        for column in table.columns:
-            view = table.view(row, column)
+        for column in ts.columns:
+            view = _view(ts, rows, column)
             safe = replace(view, mean=esc(view.mean), spread=esc(view.spread))
             cls = f' class="{view.kind.replace("/", "-")}"' if view.kind != "value" else ""
             cells.append(f"<td{cls}>{_cell_text(safe, _HTML)}</td>")
-        body.append(f"<tr><th scope=\"row\">{esc(row.label)}</th>{''.join(cells)}</tr>")
+        body.append(f"<tr><th scope=\"row\">{esc(label)}</th>{''.join(cells)}</tr>")
+    name = esc(ts.file)
+    listed = "".join(f"<li>{n}</li>" for n in notes(ts, _HTML, esc))
     return (
-        f"<p class=\"caption\" id=\"{esc(table.name)}__caption\">{_caption(table, _HTML, esc)}</p>\n"
-        f"<div class=\"scroll\"><table id=\"{esc(table.name)}\" aria-describedby=\"{esc(table.name)}__caption\">\n"
-        f"<thead><tr><th>Norm</th>{head}</tr></thead>\n"
+        f"<p class=\"caption\" id=\"{name}__caption\">{caption(ts, _HTML, esc)}</p>\n"
+        f"<div class=\"scroll\"><table id=\"{name}\" aria-describedby=\"{name}__caption\">\n"
+        f"<thead>{_html_header(ts)}</thead>\n"
         "<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table></div>\n"
+        f"<ul class=\"notes\">{listed}</ul>\n"
     )
 
 
@@ -178,14 +193,16 @@ def _pairs(pairs) -> str:
     return ";".join(f"{k}={format_scalar(v)}" for k, v in pairs)
 
 
-def render_csv(tables: Iterable[Table]) -> str:
+def render_csv(tables: Iterable[Table], sets: Iterable[TableSet] = ()) -> str:
     """Long format, one row per existing cell (not the average column), raw units (fractions as fractions).
 
     `context` is the table's context words (what tells it apart from the other
     tables of its task, dataset and model), `coordinates` every grid coordinate
     of the cell (`k=v;k=v`), `interval` the declared interval metric and
-    `interval_half_width` the 95% half-width the table shows after the ±.
+    `interval_half_width` the 95% half-width the table shows after the ±; `table` the
+    printed table's file stem (from `sets`; the internal key without them).
     """
+    printed = {t.name: ts.file for ts in sets for t in ts.tables}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -205,6 +222,6 @@ def render_csv(tables: Iterable[Table]) -> str:
                     _pairs(cell.coordinates), table.context.axis, format_scalar(cell.axis_value),
                     cell.axis_label, ";".join(table.parts), decl.unit, decl.direction, decl.interval or "",
                     _num(cell.half_width), cell.test, " ".join(map(str, cell.seeds)), row.norm,
-                    *csv_values(cell.comparison),
+                    *csv_values(cell.comparison), printed.get(table.name, table.name),
                 ])
     return out.getvalue()

@@ -19,6 +19,7 @@ from typing import Any
 from .record import (
     BATCH_AXIS,
     DIRECTIONS,
+    KINDS,
     LEGACY_AXIS,
     SCALAR_TYPES,
     UNITS,
@@ -71,6 +72,7 @@ _KEY_FIELDS: dict[str, Types] = {"comparison": (dict,), "comparison_hash": (str,
 WS_NORM_SUFFIX, WS_LABEL_SUFFIX = "+ws", " + WS"
 _DECLARATION: dict[str, Types] = {"name": (str,), "label": (str,), "direction": (str,), "unit": (str,),
                                   "primary": (bool,), "interval": (str, type(None))}
+_DECLARATION_OPTIONAL: dict[str, Types] = {"group": (str, type(None)), "short": (str, type(None)), "kind": (str,)}
 _AXIS: dict[str, Types] = {"key": (str,), "label": (str,), "coordinates": (list,)}
 _SELECTION: dict[str, Types] = {"rule": (str,), "monitor": (str, type(None))}
 
@@ -145,6 +147,8 @@ def _declarations(path: Path, items: list[Any]) -> tuple[MetricDeclaration, ...]
         _check(path, item, _DECLARATION, required=True, where=f"{where}.")
         _one_of(path, f"{where}.direction", item["direction"], DIRECTIONS)
         _one_of(path, f"{where}.unit", item["unit"], UNITS)
+        _check(path, item, _DECLARATION_OPTIONAL, required=False, where=f"{where}.")
+        _one_of(path, f"{where}.kind", item.get("kind", "result"), KINDS)
         if not item["name"]:
             raise RecordError(f"{path}: key '{where}.name' must not be empty")
         if item["interval"] == item["name"]:
@@ -152,7 +156,8 @@ def _declarations(path: Path, items: list[Any]) -> tuple[MetricDeclaration, ...]
         if any(d.name == item["name"] for d in declared):
             raise RecordError(f"{path}: key {where!r} declares {item['name']!r} a second time")
         declared.append(MetricDeclaration(item["name"], item["label"], item["direction"], item["unit"],
-                                          item["primary"], item["interval"]))
+                                          item["primary"], item["interval"], item.get("group") or None,
+                                          item.get("short") or None, item.get("kind", "result")))
     primaries = [d.name for d in declared if d.primary]
     if len(primaries) != 1:
         found = ", ".join(repr(p) for p in primaries) or "none"

@@ -207,11 +207,17 @@ def _shown(table_decl: MetricDeclaration, row: Row, column: Column) -> float | N
 
 
 def _best_cells(rows: Iterable[Row], columns: Iterable[Column], decl: MetricDeclaration) -> frozenset[tuple[str, Column]]:
-    """Best displayed value per column; equal displayed values are all best."""
+    """Best displayed value per column; equal displayed values are all best.
+
+    None for a cost (a declared `kind: cost` or seconds: a run's price, not its result) and none in a
+    column with a single value, where "best" compares with nothing.
+    """
     best: set[tuple[str, Column]] = set()
+    if decl.is_cost:
+        return frozenset()
     for column in columns:
         shown = {row.norm: v for row in rows if (v := _shown(decl, row, column)) is not None}
-        if shown:
+        if len(shown) > 1:
             target = max(shown.values()) if decl.direction == "max" else min(shown.values())
             best.update((norm, column) for norm, value in shown.items() if value == target)
     return frozenset(best)
@@ -281,8 +287,9 @@ def build_tables(cells: Iterable[CellStats], infos: dict[Context, ContextInfo] |
             labels.setdefault(c.axis_value, (c.axis_order, c.axis_label))
         columns = tuple(Column(v, label, order) for v, (order, label)
                         in sorted(labels.items(), key=lambda kv: (kv[1][0], scalar_order(kv[0]))))
-        rows = _rows(members, columns, info.axis_average)
-        if info.axis_average:
+        average = info.axis_average and len(columns) > 1  # over one column it would repeat that column
+        rows = _rows(members, columns, average)
+        if average:
             columns += (Column(None, AVERAGE_LABEL),)
         parts = context.parts(varying.get(context.head, frozenset()))
         name = slug(context.task, context.dataset, context.model, *parts, metric)

@@ -32,6 +32,7 @@ from typing import Any, Iterable
 
 from normbench.wandb_auth import wandb_login_available
 
+from .layout import table_sets
 from .record import MetricDeclaration, RunRecord, format_scalar, scalar_order
 from .render import render_markdown
 from .summary import SummaryTable
@@ -158,9 +159,10 @@ def _task_blocks(
         "curve is the mean over seeds with a standard-deviation band."
     )
     blocks: list[Any] = [wr.H1(text=task), wr.MarkdownBlock(text=intro)]
-    main_tables = [t for t in tables if t.task == task and t.primary]
+    main_tables = [ts for ts in table_sets([t for t in tables if t.task == task], records)
+                   if any(t.primary for t in ts.tables)]  # a declared group (adversarial) prints as one table
     if main_tables:
-        blocks.append(wr.MarkdownBlock(text="\n".join(render_markdown(t) for t in main_tables)))
+        blocks.append(wr.MarkdownBlock(text="\n".join(render_markdown(ts) for ts in main_tables)))
     coordinates = sorted({k for r in records for k in r.coordinates})
     columns = [*(f"config:{k}.value" for k in coordinates),
                "config:norm_label.value", "config:batch_size.value", "config:seed.value"]
@@ -185,6 +187,17 @@ def _task_blocks(
                    wr.PanelGrid(runsets=[runset(f"{task} runs, {label}", where)],
                                 panels=_axis_panels(task, primary, metrics, label))]
     return blocks
+
+
+# The one account of the tests, as docs/reporting.md (Statistics) and the README give it: keep them in step.
+INTRO = (
+    "Tables: mean ± sample std over seeds (or a 95% interval where the caption says so); bold is the best "
+    "norm per column (never in a column with one value, nor for a cost such as wall time); `*` marks a norm "
+    "significantly better than BN in that column: a two-sided test over seeds (hierarchical bootstrap over "
+    "seeds and shared test items, paired t-test over seeds whose runs saw the same batches, or Welch's t-test "
+    "where they cannot be paired), Holm-adjusted p < 0.05 over the table's comparisons (or the sweep's "
+    "declared hypotheses), never with fewer than 3 seeds; each caption names the test and the family size."
+)
 
 
 def build_wandb_report(
@@ -218,12 +231,7 @@ def build_wandb_report(
     )
     blocks: list[Any] = [
         wr.MarkdownBlock(text=(
-            "Tables: mean ± sample std over seeds (or a 95% interval where the caption says so); bold is "
-            "the best norm per column; `*` marks a norm significantly better than BN in that column: a "
-            "two-sided test over seeds (hierarchical bootstrap over seeds and shared test items, paired t-test "
-            "over seeds whose runs saw the same batches, or Welch's t-test where they cannot be paired), "
-            "Holm-adjusted p < 0.05 over the table's comparisons (or the sweep's declared hypotheses), "
-            "never with fewer than 3 seeds; each caption names the test and the family size."
+            INTRO
         )),
         wr.TableOfContents(),
     ]

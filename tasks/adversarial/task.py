@@ -38,6 +38,13 @@ def robust_attack_name(cfg: AdversarialConfig) -> str:
     return EnsembleSettings.from_config(cfg.eval).name() if cfg.eval.ensemble else f"pgd-{PGD_STEPS}"
 
 
+def robust_header(robust: str) -> str:
+    """A column header for the robust attack: ``AutoAttack``, else the attacks' names (``APGD-CE+APGD-T``)."""
+    if robust == "autoattack-standard":
+        return "AutoAttack"
+    return "+".join(part.split("(")[0].strip().upper() for part in robust.split("+"))
+
+
 def evaluated_test_images(cfg: AdversarialConfig) -> int:
     """Images of the test split the run evaluates (data.test_fraction applied as tasks.data.splits does)."""
     full = TEST_SET_SIZES[cfg.data.name]
@@ -57,10 +64,14 @@ class AdversarialTask(Task):
 
     def metrics(self, cfg: RunConfig) -> tuple[MetricSpec, ...]:
         cfg = _cfg(cfg)
-        return (MetricSpec("test/robust_acc", f"robust accuracy, {robust_attack_name(cfg)}", primary=True),
-                MetricSpec("test/acc", "clean test accuracy"),
-                MetricSpec(f"test/pgd{PGD_STEPS}_acc", f"PGD-{PGD_STEPS} accuracy"),
-                MetricSpec("test/fgsm_acc", "FGSM accuracy"))
+        robust = robust_attack_name(cfg)
+        group = "robustness"  # one table: Clean | FGSM | PGD-20 | AutoAttack, in this order
+        return (MetricSpec("test/acc", "clean test accuracy", group=group, short="Clean"),
+                MetricSpec("test/fgsm_acc", "FGSM accuracy", group=group, short="FGSM"),
+                MetricSpec(f"test/pgd{PGD_STEPS}_acc", f"PGD-{PGD_STEPS} accuracy", group=group,
+                           short=f"PGD-{PGD_STEPS}"),
+                MetricSpec("test/robust_acc", f"robust accuracy, {robust}", primary=True, group=group,
+                           short=robust_header(robust)))
 
     def selection(self, cfg: RunConfig) -> SelectionRule:
         return best_on("val/robust_acc", "max", "best robust validation accuracy (PGD-10)")

@@ -95,7 +95,7 @@ class NasTask(Task):
                 MetricSpec("search/wall_time_s", "search wall time", "min", "seconds"),
             ]
         specs += [MetricSpec("retrain/params_m", "parameters of the final network (millions, auxiliary head "
-                                                 "excluded)", "min", ""),
+                                                 "excluded)", "min", "", kind="cost"),
                   MetricSpec("retrain/wall_time_s", "retrain wall time", "min", "seconds")]
         return tuple(specs)
 

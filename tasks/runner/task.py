@@ -44,6 +44,9 @@ class MetricSpec:
         unit: ``fraction`` (stored in [0, 1], shown in percent), ``percent``, ``count``, ``seconds`` or ``""``.
         primary: the metric of the main table (exactly one per task).
         interval: name of a metric holding this one's 95% half-width for the run (few-shot episodes), or None.
+        group: metrics of one task with the same group share one table (adversarial: "robustness"), or None.
+        short: a short header for that table and the summary ("FGSM"); the label when None.
+        kind: ``result`` or ``cost`` (wall time, parameters, throughput: shown, never marked best).
     """
 
     name: str
@@ -52,10 +55,16 @@ class MetricSpec:
     unit: Unit = "fraction"
     primary: bool = False
     interval: str | None = None
+    group: str | None = None
+    short: str | None = None
+    kind: Literal["result", "cost"] = "result"
 
     def declaration(self) -> dict[str, Any]:
-        return {"name": self.name, "label": self.label, "direction": self.direction, "unit": self.unit,
-                "primary": self.primary, "interval": self.interval}
+        """The record's entry; the optional fields only when set, so older readers keep working."""
+        out: dict[str, Any] = {"name": self.name, "label": self.label, "direction": self.direction,
+                               "unit": self.unit, "primary": self.primary, "interval": self.interval}
+        optional = {"group": self.group, "short": self.short, "kind": None if self.kind == "result" else self.kind}
+        return out | {k: v for k, v in optional.items() if v is not None}
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def nas_record(norm: str, batch: int, seed: int, acc: float, genotype: str = DAR
         "task": "nas", "model": "darts", "coordinates": {"order": "first"} if searched else {"genotype": "DARTS_V2"},
         "metric_declarations": [declare("test/acc", "test accuracy of the retrained network", primary=True),
                                 declare("retrain/params_m", "parameters of the final network (millions, auxiliary "
-                                        "head excluded)", direction="min", unit=""),
+                                        "head excluded)", direction="min", unit="", kind="cost"),
                                 declare("retrain/wall_time_s", "retrain wall time", direction="min", unit="seconds")],
         "selection": {"rule": "last", "monitor": None, "mode": "max"}, "summary_columns": SUMMARY["nas"],
         "protocol": {"supernet_affine": False, "retrain_batch": "search batch"} if searched else {},
@@ -149,9 +149,11 @@ def nas_record(norm: str, batch: int, seed: int, acc: float, genotype: str = DAR
 def adversarial_record(norm: str, batch: int, seed: int, outcome: Any) -> dict:
     fields = {
         "task": "adversarial", "coordinates": {"method": "pgd_at"}, "summary_columns": SUMMARY["adversarial"],
-        "metric_declarations": [declare("test/robust_acc", ROBUST_LABEL, primary=True),
-                                declare("test/acc", "clean test accuracy"), declare("test/pgd20_acc", "PGD-20 accuracy"),
-                                declare("test/fgsm_acc", "FGSM accuracy")],
+        "metric_declarations": [  # as tasks/adversarial declares them: one table, in this column order
+            declare("test/acc", "clean test accuracy", group="robustness", short="Clean"),
+            declare("test/fgsm_acc", "FGSM accuracy", group="robustness", short="FGSM"),
+            declare("test/pgd20_acc", "PGD-20 accuracy", group="robustness", short="PGD-20"),
+            declare("test/robust_acc", ROBUST_LABEL, primary=True, group="robustness", short="AutoAttack")],
         "selection": {"rule": "best robust validation accuracy (PGD-10)", "monitor": "val/robust_acc", "mode": "max"},
         "protocol": {"attack_mode": "eval", "epsilon": 0.1, "train_attack": "pgd-7 step 0.025",
                      "robust_attack": "autoattack-standard", "robust_samples": 1000},

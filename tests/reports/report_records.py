@@ -8,6 +8,8 @@ few-shot, domain adaptation) their declared axes and metrics.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 _NORMS = {
@@ -26,10 +28,10 @@ BATCH_AXIS = {"key": "batch_size", "label": "batch size per device", "coordinate
 
 
 def declare(name: str, label: str | None = None, direction: str = "max", unit: str = "fraction",
-            primary: bool = False, interval: str | None = None) -> dict[str, Any]:
-    """One entry of `metric_declarations`."""
+            primary: bool = False, interval: str | None = None, **optional: Any) -> dict[str, Any]:
+    """One entry of `metric_declarations`; `optional`: group, short, kind."""
     return {"name": name, "label": label or name, "direction": direction, "unit": unit,
-            "primary": primary, "interval": interval}
+            "primary": primary, "interval": interval, **optional}
 
 
 ACC = declare("test/acc", "test accuracy", primary=True)
@@ -149,3 +151,14 @@ def uda_fields(source: str, target: str, method: str = "dann") -> dict[str, Any]
         "selection": {"rule": "best source val/acc", "monitor": "val/source_acc", "mode": "max"},
         "protocol": {"domain_batches": "joint"},
     }
+
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+
+
+def golden(name: str, text: str) -> str:
+    """The golden file's text; with NORMBENCH_UPDATE_GOLDEN=1 set, first rewrite it from `text` (review the diff)."""
+    path = GOLDEN_DIR / name
+    if os.environ.get("NORMBENCH_UPDATE_GOLDEN") == "1":
+        path.write_text(text, encoding="utf-8")
+    return path.read_text(encoding="utf-8")

@@ -52,9 +52,10 @@ def test_full_report(golden_runs: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main([str(golden_runs)]) == 0
     out = capsys.readouterr().out
     report = golden_runs / "report"
-    stem = "classification__fashion_mnist__resnet20__test-acc"
+    stem = "classification__fashion_mnist__resnet20__test-acc"  # the table's key: plots are named after it
     for rel in ["index.md", "index.html", "tables/tables.md", "tables/tables.tex", "tables/tables.csv",
-                f"tables/{stem}.tex", f"plots/{stem}__vs_batch_size.png", f"plots/{stem}__vs_batch_size.svg",
+                "tables/t01-classification-acc.tex", "tables/manifest.json",
+                f"plots/{stem}__vs_batch_size.png", f"plots/{stem}__vs_batch_size.svg",
                 f"plots/{stem}__bgn_vs_groups.png", f"plots/{stem}__bgn_vs_groups.svg"]:
         assert (report / rel).is_file(), rel
     assert not (report / "wandb_report.json").exists()

@@ -36,7 +36,7 @@ def test_fewshot_cells_show_the_95_ci_and_the_bootstrap(tables) -> None:
     assert bn.half_width == pytest.approx(T_975_4 * bn.std / 5 ** 0.5)
     assert bgn.test == BOOTSTRAP and bgn.beats_bn and len(bgn.episodes) == 5
     md = render_markdown(table)
-    assert "mean ± 95% CI over seeds (Student's t) (n=5 unless marked)" in md
+    assert "Mean ± 95% CI over seeds (Student's t) (n=5 seeds unless marked)." in md
     assert "hierarchical bootstrap over seeds and shared test items (10,000 resamples" in md
     assert f"| BGN (G=4) | **63.80 ± {T_975_4 * bgn.std / 5 ** 0.5 * 100:.2f}**<sup>*</sup> |" in md
 
@@ -54,11 +54,13 @@ def test_uda_has_a_column_per_pair_and_the_average(tables) -> None:
 
 def test_adversarial_clean_and_robust_side_by_side(five_task_report, tables) -> None:
     adversarial = [t for t in tables if t.task == "adversarial"]
-    assert [t.metric for t in adversarial] == ["test/robust_acc", "test/acc", "test/pgd20_acc", "test/fgsm_acc"]
+    assert [t.metric for t in adversarial] == ["test/robust_acc", "test/acc", "test/fgsm_acc", "test/pgd20_acc"]
     assert "robust accuracy, autoattack-standard" in adversarial[0].decl.label
     page = (five_task_report.out / "task-adversarial.html").read_text()
-    robust, clean = page.index("<h3>test/robust_acc</h3>"), page.index("<h3>test/acc</h3>")
-    assert robust < clean and "<h3>" not in page[robust + 5:clean].replace("<h3>test/acc", "")  # adjacent
+    assert page.count("<h3>") == 1 and "<h3>t09-adversarial-robustness: robustness</h3>" in page  # one table
+    header = page[page.index("<thead>"):page.index("</thead>")]
+    assert header.count('colspan="4"') == 2 and header.index(">Clean<") < header.index(">FGSM<") \
+        < header.index(">PGD-20<") < header.index(">AutoAttack<")
     ((robust_table, clean_table),) = clean_vs_robust_pairs(tables)
     ax = draw_clean_vs_robust(robust_table, clean_table).axes[0]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("clean test accuracy (%)", "robust accuracy, autoattack-standard (%)")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from five_tasks import write_five_task_runs
-from report_records import declare, make_record
+from report_records import declare, golden, make_record
 
 from reports.cli import main
 from reports.collect import collect_runs
@@ -55,15 +55,18 @@ def _row(summary, label: str):
 
 
 def test_golden_markdown(summary) -> None:
-    assert render_summary_markdown(summary) == (GOLDEN / "five_tasks_summary.md").read_text()
+    text = render_summary_markdown(summary)
+    assert text == golden("five_tasks_summary.md", text)
 
 
 def test_golden_latex(summary) -> None:
-    assert render_summary_latex(summary) == (GOLDEN / "five_tasks_summary.tex").read_text()
+    text = render_summary_latex(summary)
+    assert text == golden("five_tasks_summary.tex", text)
 
 
 def test_golden_csv(summary) -> None:
-    assert render_summary_csv(summary) == (GOLDEN / "five_tasks_summary.csv").read_text()
+    text = render_summary_csv(summary)
+    assert text == golden("five_tasks_summary.csv", text)
 
 
 def test_columns_as_declared(summary) -> None:
@@ -106,7 +109,7 @@ def test_cells_and_tests(summary) -> None:
 
 def test_summary_where_a_norm_does_not_win(summary) -> None:
     text = render_summary_markdown(summary)
-    assert ("- BGN (G=4): best in 4 of 6 columns with a value (classification, smallest batch; adversarial, PGD-AT; "
+    assert ("- BGN (G=4): best in 4 of 6 compared columns (classification, smallest batch; adversarial, PGD-AT; "
             "few-shot, ProtoNet; domain adaptation, DANN); not best in: classification, largest batch (best: BN); "
             "NAS, DARTS_V2 retrained (best: GN (G=32)).") in text
     assert "no value: adversarial, PGD-AT (diverged, ranked last); domain adaptation, DANN (missing)." in text
@@ -219,7 +222,7 @@ def test_report_writes_and_prints_the_summary(five_task_report) -> None:
     out, printed = five_task_report.out, five_task_report.stdout
     assert five_task_report.code == 0 and five_task_report.stderr == ""
     # the main table of every task, then the summary last, then the paths
-    assert printed.index("test/robust_acc (%), mean") < printed.index("Cross-task summary: one column per")
+    assert printed.index("PGD-20 and AutoAttack (%) by normalization") < printed.index("Cross-task summary: one column per")
     assert "| BGN (G=4) | **75.33 ± 1.53**<sup>*</sup> |" in printed
     assert printed.rstrip().endswith(f"Report: {out / 'index.md'}\n        {out / 'index.html'}")
     assert (out / "summary.md").read_text() == (GOLDEN / "five_tasks_summary.md").read_text()
@@ -236,6 +239,6 @@ def test_print_only_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture[st
         _write(tmp_path, make_record(norm, 8, 0, acc=acc))
     assert main([str(tmp_path), "--print", "summary"]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("Cross-task summary:") and "rows: normalization, columns" not in printed
+    assert printed.startswith("Cross-task summary:") and "by normalization and batch size" not in printed
     assert main([str(tmp_path), "--print", "none"]) == 0
     assert capsys.readouterr().out.startswith("Report: ")

@@ -7,51 +7,11 @@ import io
 from pathlib import Path
 
 import pytest
-from report_records import ACC, declare
+from report_records import ACC, declare, golden
 
 from reports.collect import collect_runs
 from reports.render import CSV_COLUMNS, latex_escape, render_csv, render_latex, render_markdown
 from reports.tables import Table, tables_from_records
-
-CAPTION = (
-    "classification / fashion_mnist / resnet20: test/acc (%), mean ± sample std over seeds "
-    "(n=3 unless marked); rows: normalization, columns: batch size per device. **Bold**: best mean "
-    "per batch size (higher is better). <sup>*</sup>: significantly better than BN at the same batch "
-    "size (two-sided test, Holm-adjusted p < 0.05 over the 5 comparisons of this table; never with fewer than "
-    "3 seeds; paired t-test over seeds (seeds whose runs saw the same batches; ≥ 3 in common)). <sup>†</sup>: some "
-    "seeds failed or diverged, mean over the finished seeds; –: not run."
-)
-
-GOLDEN_MARKDOWN = CAPTION + """
-
-| Norm | bs=2 | bs=16 |
-|:--|--:|--:|
-| BN | 70.00 ± 1.00 | 90.00 ± 1.00 |
-| IN | 65.00 ± 1.00 | – |
-| LN | failed | diverged |
-| GN (G=32) | 70.67 ± 1.26 | 88.50 ± 0.71<sup>†</sup> (n=2) |
-| BGN (G=1) | **80.00 ± 1.00** | **91.00 ± 0.50** |
-| BGN (G=4) | 79.50 ± 0.71 (n=2) | **91.00 ± 0.50** |
-"""
-
-GOLDEN_LATEX = r"""\begin{table}[t]
-\centering
-\caption{classification / fashion\_mnist / resnet20: test/acc (\%), mean $\pm$ sample std over seeds (n=3 unless marked); rows: normalization, columns: batch size per device. \textbf{Bold}: best mean per batch size (higher is better). $^{*}$: significantly better than BN at the same batch size (two-sided test, Holm-adjusted p \textless{} 0.05 over the 5 comparisons of this table; never with fewer than 3 seeds; paired t-test over seeds (seeds whose runs saw the same batches; $\geq$ 3 in common)). $^{\dagger}$: some seeds failed or diverged, mean over the finished seeds; --: not run.}
-\label{tab:classification-fashion-mnist-resnet20-test-acc}
-\begin{tabular}{lrr}
-\toprule
-Norm & bs=2 & bs=16 \\
-\midrule
-BN & 70.00 $\pm$ 1.00 & 90.00 $\pm$ 1.00 \\
-IN & 65.00 $\pm$ 1.00 & -- \\
-LN & failed & diverged \\
-GN (G=32) & 70.67 $\pm$ 1.26 & 88.50 $\pm$ 0.71$^{\dagger}$ (n=2) \\
-BGN (G=1) & \textbf{80.00 $\pm$ 1.00} & \textbf{91.00 $\pm$ 0.50} \\
-BGN (G=4) & 79.50 $\pm$ 0.71 (n=2) & \textbf{91.00 $\pm$ 0.50} \\
-\bottomrule
-\end{tabular}
-\end{table}
-"""
 
 
 def _tables(root: Path) -> list[Table]:
@@ -62,12 +22,14 @@ def test_golden_markdown(golden_runs: Path) -> None:
     (table,) = _tables(golden_runs)
     assert table.primary and [c.label for c in table.columns] == ["bs=2", "bs=16"] and table.modal_n == 3
     assert table.name == "classification__fashion_mnist__resnet20__test-acc" and table.parts == ()
-    assert render_markdown(table) == GOLDEN_MARKDOWN
+    text = render_markdown(table)
+    assert text == golden("classification.md", text)
 
 
 def test_golden_latex(golden_runs: Path) -> None:
     (table,) = _tables(golden_runs)
-    assert render_latex(table) == GOLDEN_LATEX
+    text = render_latex(table)
+    assert text == golden("classification.tex", text)
 
 
 def test_output_is_deterministic(golden_runs: Path) -> None:
@@ -122,9 +84,9 @@ def test_other_metrics_and_min_mode(tmp_path: Path, write_record) -> None:
     loss = render_markdown(tables[1])
     assert "| BN | 0.6242 ± 0.0056 |" in loss  # four significant digits, std with the same decimals
     assert "| GN (G=32) | **0.4100 ± 0.0100**<sup>*</sup> |" in loss  # lower is better
-    assert "test/loss, mean ±" in loss and "(lower is better)" in loss
+    assert "test loss by normalization" in loss and "(lower is better)" in loss
     robust = render_markdown(tables[2])
-    assert "| BN | **30.00 ± 0.00** |" in robust  # three equal seeds: std 0.00 is shown
+    assert "| BN | 30.00 ± 0.00 |" in robust  # three equal seeds: std 0.00 is shown; the only row: no bold
     assert "GN" not in robust  # GN never reported the metric: no row
 
 
@@ -136,16 +98,16 @@ def test_units_scale_cells_and_name_the_caption_unit(tmp_path: Path, write_recor
     write_record("bn", 8, 0, acc=0.9, **declared, **{"test/acc_pct": 91.25, "test/time": 12.3456,
                                                      "test/acc_count": 9123})
     acc, pct, time, count = (render_markdown(t) for t in _tables(tmp_path / "runs"))
-    assert "test/acc (%)" in acc and "| BN | **90.00** |" in acc  # fraction: shown x100
-    assert "test/acc_pct (%)" in pct and "| BN | **91.25** |" in pct  # percent: as stored
-    assert "test/time (s)" in time and "| BN | **12.35** |" in time and "(lower is better)" in time
-    assert "test/acc_count," in count and "| BN | **9123** |" in count  # a count, though named acc
+    assert "test accuracy (%)" in acc and "| BN | 90.00 |" in acc  # fraction: shown x100; one row: no bold
+    assert "accuracy in percent (%)" in pct and "| BN | 91.25 |" in pct  # percent: as stored
+    assert "test time (s)" in time and "| BN | 12.35 |" in time and "No bold: test time is a cost" in time
+    assert "correct images by" in count and "| BN | 9123 |" in count  # a count, though named acc
 
 
 def test_single_seed_has_no_plus_minus(tmp_path: Path, write_record) -> None:
     write_record("bn", 4, 0, acc=0.9123)
     (table,) = _tables(tmp_path / "runs")
-    assert "| BN | **91.23** |" in render_markdown(table)
+    assert "| BN | 91.23 |" in render_markdown(table)  # and no bold: nothing to compare with
 
 
 def test_latex_escaping_and_no_bn_caption(tmp_path: Path, write_record) -> None:
@@ -153,7 +115,7 @@ def test_latex_escaping_and_no_bn_caption(tmp_path: Path, write_record) -> None:
                  dataset="tiny_set")
     (table,) = _tables(tmp_path / "runs")
     tex = render_latex(table)
-    assert r"My\_Norm \& 50\% \#1 & \textbf{50.00} \\" in tex
+    assert r"My\_Norm \& 50\% \#1 & 50.00 \\" in tex
     assert r"tiny\_set" in tex and "No reference (BN) row, so no significance test." in tex
     assert latex_escape(r"a\b{c}~^$") == r"a\textbackslash{}b\{c\}\textasciitilde{}\textasciicircum{}\$"
 

@@ -17,6 +17,7 @@ from report_records import (
     adversarial_fields,
     declare,
     fewshot_fields,
+    golden,
     uda_fields,
 )
 
@@ -68,7 +69,8 @@ def test_methods_are_separate_tables_never_averaged(adversarial_runs: Path) -> N
     assert trades.rows[0].cells[8].values == pytest.approx((0.50, 0.51, 0.52))  # TRADES seeds only
     md = render_markdown(trades)
     assert md.startswith("adversarial / fashion_mnist / resnet20 (method=trades, attack_mode=eval): "
-                         "test/autoattack_acc (%), mean ± sample std over seeds (n=3 unless marked)")
+                         "AutoAttack accuracy (%) by normalization and batch size per device. Mean ± sample std over "
+                         "seeds (n=3 seeds unless marked).")
     # paired differences 5.5, 5, 3 points: two-sided paired t p = 0.028, alone in its Holm family
     assert "| BN | 51.00 ± 1.00 |" in md and "| BGN (G=1) | **55.50 ± 0.50**<sup>*</sup> |" in md
 
@@ -79,7 +81,7 @@ def test_direction_and_unit_come_from_the_declaration(adversarial_runs: Path) ->
     md = render_markdown(drop)
     # percent: shown as stored (not x100); lower is better, and BGN's lower drop beats BN's
     assert "| BN | 44.00 ± 1.00 |" in md and "| BGN (G=1) | **39.50 ± 0.50**<sup>*</sup> |" in md
-    assert "test/acc_drop (%), mean ±" in md and "(lower is better)" in md
+    assert "clean minus AutoAttack accuracy (%) by normalization" in md and "(lower is better)" in md
 
 
 # --- few-shot: the ways/shots axis and an interval metric, one seed and three seeds ---
@@ -125,17 +127,18 @@ def test_fewshot_golden_markdown(fewshot_runs: Path) -> None:
     assert [c.label for c in table.columns] == ["5-way 1-shot", "5-way 5-shot"]
     bn = table.rows[0].cells["5w1s"]
     assert bn.half_width == pytest.approx(T_975_2 * 0.01 / 3 ** 0.5)
-    assert render_markdown(table) == (GOLDEN / "fewshot.md").read_text()
+    text = render_markdown(table)
+    assert text == golden("fewshot.md", text)
 
 
 def test_fewshot_golden_latex(fewshot_runs: Path) -> None:
-    assert render_latex(_one(_tables(fewshot_runs), PROTONET)) == (GOLDEN / "fewshot.tex").read_text()
+    text = render_latex(_one(_tables(fewshot_runs), PROTONET))
+    assert text == golden("fewshot.tex", text)
 
 
 def test_fewshot_one_seed_shows_the_episode_interval(fewshot_runs: Path) -> None:
     md = render_markdown(_one(_tables(fewshot_runs), MAML))
-    assert "test/acc (%), mean ± 95% CI over test episodes (n=1 unless marked); rows: normalization, " \
-           "columns: ways/shots." in md
+    assert "(%) by normalization and ways/shots. Mean ± 95% CI over test episodes (n=1 seed unless marked)." in md
     assert "| BN | 55.00 ± 1.50 |" in md and "| BGN (G=1) | **60.00 ± 1.50** |" in md
 
 
@@ -202,12 +205,14 @@ def test_uda_golden_markdown(uda_runs: Path) -> None:
     assert [c.label for c in table.columns] == ["F-MNIST→F-MNIST-M", "F-MNIST-M→F-MNIST", "Avg."]
     averages = {row.label: row.average for row in table.rows}
     assert averages == pytest.approx({"BN": 0.61, "IN": 0.59, "LN": None, "BGN (G=1)": 0.70})
-    assert render_markdown(table) == (GOLDEN / "uda.md").read_text()
+    text = render_markdown(table)
+    assert text == golden("uda.md", text)
 
 
 def test_uda_golden_latex(uda_runs: Path) -> None:
     (table,) = _tables(uda_runs)
-    assert render_latex(table) == (GOLDEN / "uda.tex").read_text()
+    text = render_latex(table)
+    assert text == golden("uda.tex", text)
 
 
 # --- run settings: world sizes and precisions split tables, and only then are named ---
@@ -227,7 +232,7 @@ def test_mixed_world_sizes_and_precisions_are_separate_tables(tmp_path: Path, wr
     assert [t.rows[0].cells[8].mean for t in tables] == pytest.approx([0.905, 0.705, 0.805])  # two seeds each
     assert [t.rows[0].cells[8].n for t in tables] == [2, 2, 2]
     assert render_markdown(tables[2]).startswith(
-        "classification / fashion_mnist / resnet20 (world_size=2, precision=32-true): test/acc (%)")
+        "classification / fashion_mnist / resnet20 (world_size=2, precision=32-true): test accuracy (%)")
 
 
 def test_compiled_and_eager_runs_are_separate_tables(tmp_path: Path, write_record) -> None:
@@ -255,7 +260,7 @@ def test_schema1_next_to_schema2(tmp_path: Path, write_record) -> None:
     assert [c.label for c in last.columns] == ["bs=8", "bs=16"]
     assert last.rows[0].cells[8].values == pytest.approx((0.80, 0.81))
     assert last.rows[0].cells[16].values == (0.70, 0.70)
-    assert "(selection=last): test/acc (%)" in render_markdown(last)
+    assert "(selection=last): test accuracy (%)" in render_markdown(last)
 
 
 # --- the index page and the W&B report show the context ---

@@ -120,8 +120,15 @@ def test_runset_filters_select_sweep_tag_task_and_axis_value(report) -> None:
 
 def test_summary_table_in_the_report(report) -> None:
     (block,) = _sections(report)["Cross-task summary"]
-    assert block.text.startswith("Cross-task summary: one column per declared task setting")
-    assert "| Norm | classification: test accuracy (%), bs=16 | adversarial: robust accuracy (%), bs=4 |" in block.text
+    assert block.text.startswith("Cross-task summary: one column per task setting declared before the runs")
+    assert "| Norm | classification: bs=16 | adversarial: bs=4 |" in block.text
+
+
+def test_intro_names_the_tests_the_reporter_uses(report) -> None:
+    intro = report.blocks[0].text
+    assert "two-sided test over seeds" in intro and "paired t-test over seeds" in intro
+    assert "hierarchical bootstrap" in intro and "Holm-adjusted p < 0.05" in intro and "fewer than 3 seeds" in intro
+    assert "one-sided" not in intro
 
 
 def test_main_table_in_the_report(report) -> None:

@@ -60,9 +60,11 @@ def test_a_run_selects_on_robust_validation_accuracy_and_reports_both_checkpoint
         assert r[prefix + "test/robust_acc"] <= r[prefix + "test/subset_acc"]
         assert r[prefix + "eval_warning"] is None or isinstance(r[prefix + "eval_warning"], str)
     assert r["primary_metric"] == "test/robust_acc"
-    assert r["report_metrics"] == ["test/robust_acc", "test/acc", "test/pgd20_acc", "test/fgsm_acc"]
+    assert r["report_metrics"] == ["test/acc", "test/fgsm_acc", "test/pgd20_acc", "test/robust_acc"]  # table order
+    assert {d["group"] for d in r["metric_declarations"]} == {"robustness"}  # one table in the report
     attack = "apgd-ce(5 it)+apgd-t(5 it, 2 targets)"
-    assert r["robust_attack"] == attack and r["metric_declarations"][0]["label"] == f"robust accuracy, {attack}"
+    assert r["robust_attack"] == attack and r["metric_declarations"][3]["label"] == f"robust accuracy, {attack}"
+    assert r["metric_declarations"][3]["short"] == "APGD-CE+APGD-T"  # not the standard ensemble: its attacks
     assert r["protocol"] == {"attack_mode": "eval", "epsilon": 0.1, "train_attack": "pgd-7 step 0.025",
                              "robust_attack": attack, "robust_samples": 16}
     assert r["robust_samples"] == 16 and r["test_samples"] == 100  # 1% of the test set for test/acc
