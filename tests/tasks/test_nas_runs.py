@@ -126,7 +126,10 @@ def test_search_steps_split_the_optimizers_and_schedule_per_batch(first_order_ru
     sgd, adam = state["optimizer_states"]
     weights = SearchModule(**{k: v for k, v in state["hyper_parameters"].items()}).net.weight_parameters()
     assert len(sgd["param_groups"][0]["params"]) == len(weights) and len(adam["param_groups"][0]["params"]) == 2
-    assert adam["param_groups"][0]["betas"] == (0.5, 0.999) and adam["param_groups"][0]["lr"] == 3e-4
+    # the quick profile's alpha: 1 warm-up batch of 6, then 5 Adam steps at 3e-4 x 19,550 / 5 (budget scaling)
+    assert adam["param_groups"][0]["betas"] == (0.5, 0.999)
+    assert adam["param_groups"][0]["lr"] == pytest.approx(3e-4 * 19550 / 5)
+    assert {int(s["step"]) for s in adam["state"].values()} == {5}
     schedule = state["lr_schedulers"][0]
     assert schedule["T_max"] == 6 and schedule["last_epoch"] == 6  # the cosine runs over batches, not steps
     assert sgd["param_groups"][0]["lr"] == pytest.approx(schedule["eta_min"])
