@@ -44,7 +44,8 @@ def accumulation_batches(batch_size: int, arch_update_batch: int | None) -> int:
         return 1
     if arch_update_batch % batch_size:
         raise ValueError(f"search.arch_update_batch={arch_update_batch} is not a multiple of the search batch "
-                         f"{batch_size}; use a multiple of every batch size on the axis (or null: one update per batch)")
+                         f"{batch_size}; use a multiple of every batch size on the axis (or null: one update per "
+                         "batch)")
     return arch_update_batch // batch_size
 
 

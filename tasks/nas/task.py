@@ -237,8 +237,8 @@ class NasTask(Task):
                 check_supernet(cfg.norm, supernet_slots(s.channels, s.layers, info.num_classes, channels, size))
             final_norm = "" if r.norm is None else f", retrain.norm {r.norm}"
             where = f"DARTS network ({r.layers} cells, C={r.channels}{final_norm}) {inputs}"
-            check_network(cfg.retrain_norm, network_slots(str(genotype), r.channels, r.layers, info.num_classes, channels,
-                                                  size, r.auxiliary_weight > 0))
+            check_network(cfg.retrain_norm, network_slots(str(genotype), r.channels, r.layers, info.num_classes,
+                                                          channels, size, r.auxiliary_weight > 0))
         except NormSpecError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 
