@@ -39,7 +39,9 @@ def _config(args: argparse.Namespace, order: str):
 
     steps = args.warmup + args.steps  # the schedule's length on both sides
     argv = ["--config", args.config, "--norm", args.norm, "--batch_size", str(args.batch_size), "--nas.order", order,
-            "--search.epochs", "1000", "--search.max_steps", str(steps)]
+            "--search.epochs", "1000", "--search.max_steps", str(steps),
+            # an alpha step every batch at arch_lr, as the plain loop makes
+            "--search.arch_warmup", "0", "--search.arch_update_batch", "null", "--search.arch_lr_scaling", "none"]
     cfg = parse_config(NAS, argv, raise_errors=True)
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, num_workers=0))
 

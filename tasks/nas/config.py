@@ -17,6 +17,7 @@ from typing import Literal, Optional
 from ..data.config import DataConfig
 from ..runner.checks import FRACTION, NON_NEGATIVE, POSITIVE, Rule, at_least, between, checked, non_negative_int, positive_int
 from ..runner.config import RunConfig
+from .arch_schedule import DARTS_ARCH_UPDATES
 
 __all__ = ["NasDataConfig", "NasModelConfig", "NasOptions", "SearchConfig", "RetrainConfig", "NasConfig"]
 
@@ -26,6 +27,9 @@ _MAX_STEPS = Rule(lambda v: isinstance(v, int) and not isinstance(v, bool) and (
 _OPTIONAL_BATCH = Rule(lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
                        "null (the search batch) or an integer >= 1")
 _MOMENTUM = between(0, 1, high_open=True)
+_WARMUP = between(0, 1, high_open=True)
+_OPTIONAL_UPDATE_BATCH = Rule(lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+                              "null (one alpha update per batch) or an integer >= 1")
 
 
 @dataclass
@@ -91,6 +95,14 @@ class SearchConfig:
         arch_beta1: Adam beta1 of alpha.
         arch_beta2: Adam beta2 of alpha.
         arch_weight_decay: Adam (L2) weight decay of alpha.
+        arch_warmup: fraction of the search's batches, at its start, that train the weights only (alpha is not
+            stepped; NNI's DARTS warm-up, as a fraction so that it is the same share at every batch and budget).
+        arch_lr_scaling: none (arch_lr per update, DARTS) or budget (arch_lr x arch_reference_updates / the
+            search's alpha updates: Adam's room to move, lr x updates, held at DARTS'; see arch_schedule.py).
+        arch_reference_updates: the alpha updates whose room budget scaling reproduces (DARTS: 50 x 391 = 19,550).
+        arch_update_batch: null (one alpha update per batch, DARTS) or alpha-half images per alpha update: the
+            alpha gradient is averaged over arch_update_batch / batch_size batches, so every search batch on the
+            axis makes the same number of alpha updates (a multiple of every batch size on the axis).
     """
 
     epochs: int = checked(50, positive_int)
@@ -109,6 +121,10 @@ class SearchConfig:
     arch_beta1: float = checked(0.5, _MOMENTUM)
     arch_beta2: float = checked(0.999, _MOMENTUM)
     arch_weight_decay: float = checked(1e-3, NON_NEGATIVE)
+    arch_warmup: float = checked(0.0, _WARMUP)
+    arch_lr_scaling: Literal["none", "budget"] = "none"
+    arch_reference_updates: int = checked(DARTS_ARCH_UPDATES, positive_int)
+    arch_update_batch: Optional[int] = checked(None, _OPTIONAL_UPDATE_BATCH)
 
 
 @dataclass
@@ -128,6 +144,8 @@ class RetrainConfig:
         auxiliary_weight: weight of the auxiliary head's loss (0: no head).
         drop_path_prob: final drop-path probability (raised linearly from 0 over the epochs).
         cutout_length: side of the cutout square on training images (0: no cutout).
+        norm: the final network's norm spec; null: the norm under test. Set to one common evaluator (bn) for
+            every norm of a sweep, the retrained accuracy measures the norm's effect on the search alone.
     """
 
     layers: int = checked(20, at_least(3))
@@ -142,6 +160,7 @@ class RetrainConfig:
     auxiliary_weight: float = checked(0.4, NON_NEGATIVE)
     drop_path_prob: float = checked(0.2, between(0, 1, high_open=True))
     cutout_length: int = checked(16, non_negative_int)
+    norm: Optional[str] = None
 
 
 @dataclass
@@ -175,3 +194,8 @@ class NasConfig(RunConfig):
     @property
     def retrain_batch_size(self) -> int:
         return self.retrain.batch_size or self.batch_size
+
+    @property
+    def retrain_norm(self) -> str:
+        """The final network's norm spec: retrain.norm, or the norm under test."""
+        return str(self.norm) if self.retrain.norm is None else self.retrain.norm

@@ -26,6 +26,7 @@ from ..runner.errors import ConfigError
 from ..runner.prepare import check_batch_statistics
 from ..runner.task import LAST, MetricSpec, SelectionRule, Stage, StageResult, Task
 from ..runner.world import world_size_of
+from .arch_schedule import accumulation_batches
 from .config import NasConfig
 from .data import NasDataModule, padded_size
 from .draw import GENOTYPE_FIGURE, draw_genotype
@@ -106,8 +107,17 @@ class NasTask(Task):
         cfg = _cfg(cfg)
         if cfg.nas.genotype is not None:
             return {}
+        s = cfg.search
         return {"supernet_affine": False,
-                "retrain_batch": "search batch" if cfg.retrain.batch_size is None else cfg.retrain.batch_size}
+                "retrain_batch": "search batch" if cfg.retrain.batch_size is None else cfg.retrain.batch_size,
+                "retrain_norm": "norm under test" if cfg.retrain.norm is None else self._retrain_norm_spec(cfg),
+                "arch_warmup": s.arch_warmup, "arch_lr_scaling": s.arch_lr_scaling,
+                "arch_updates": "one per batch" if s.arch_update_batch is None
+                else f"one per {s.arch_update_batch} alpha-half images"}
+
+    @staticmethod
+    def _retrain_norm_spec(cfg: NasConfig) -> str:
+        return str(resolve_norm(cfg.retrain_norm).spec)
 
     def stages(self, cfg: RunConfig) -> tuple[Stage, ...]:
         cfg = _cfg(cfg)
@@ -158,7 +168,15 @@ class NasTask(Task):
             fixed = fixed_genotype(cfg)
         except GenotypeError as exc:
             raise ConfigError(f"nas.genotype: {exc}") from None
-        check_batch_statistics(resolve_norm(cfg.norm), cfg.retrain_batch_size)
+        if cfg.retrain.norm is not None:
+            if fixed is not None:
+                raise ConfigError(f"retrain.norm={cfg.retrain.norm!r} with nas.genotype={cfg.nas.genotype!r}: without "
+                                  "a search nothing would use the norm under test; set norm instead")
+            try:
+                resolve_norm(cfg.retrain.norm)
+            except NormSpecError as exc:
+                raise ConfigError(f"retrain.norm: {exc}") from None
+        check_batch_statistics(resolve_norm(cfg.retrain_norm), cfg.retrain_batch_size)
         if fixed is None:
             self._validate_search(cfg)
 
@@ -167,6 +185,10 @@ class NasTask(Task):
             raise ConfigError(f"the DARTS search runs on one device (it asks for {world_size_of(cfg)}): its two "
                               "optimizer steps per batch and extra forwards are not synchronized across processes; "
                               "use trainer.devices 1, or retrain a fixed cell with nas.genotype")
+        try:
+            accumulation_batches(cfg.batch_size, cfg.search.arch_update_batch)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if cfg.trainer.precision not in ("32-true", "32", "64-true"):
             raise ConfigError(f"trainer.precision={cfg.trainer.precision}: the search computes its architecture "
                               "gradient (finite differences in second order) in full precision; use 32-true")
@@ -188,7 +210,7 @@ class NasTask(Task):
 
     def _network(self, cfg: NasConfig, genotype: Genotype) -> EvalNetwork:
         info = get_dataset_info(cfg.data.name)
-        return EvalNetwork(genotype, cfg.retrain.channels, info.num_classes, cfg.retrain.layers, str(cfg.norm),
+        return EvalNetwork(genotype, cfg.retrain.channels, info.num_classes, cfg.retrain.layers, cfg.retrain_norm,
                            info.channels, auxiliary=cfg.retrain.auxiliary_weight > 0,
                            weight_standardization=cfg.model.weight_standardization)
 
@@ -213,9 +235,10 @@ class NasTask(Task):
             if fixed is None:
                 where = f"DARTS supernet ({s.layers} cells, C={s.channels}, ops with {without_affine(cfg.norm)}) {inputs}"
                 check_supernet(cfg.norm, supernet_slots(s.channels, s.layers, info.num_classes, channels, size))
-            where = f"DARTS network ({r.layers} cells, C={r.channels}) {inputs}"
-            check_network(cfg.norm, network_slots(str(genotype), r.channels, r.layers, info.num_classes, channels,
-                                                  size, r.auxiliary_weight > 0))
+            final_norm = "" if r.norm is None else f", retrain.norm {r.norm}"
+            where = f"DARTS network ({r.layers} cells, C={r.channels}{final_norm}) {inputs}"
+            check_network(cfg.retrain_norm, network_slots(str(genotype), r.channels, r.layers, info.num_classes,
+                                                          channels, size, r.auxiliary_weight > 0))
         except NormSpecError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 
@@ -233,14 +256,16 @@ class NasTask(Task):
                 channels=s.channels, order=cfg.nas.order, fd_epsilon=cfg.nas.fd_epsilon, weight_lr=s.lr * scale,
                 weight_lr_min=s.lr_min * scale, momentum=s.momentum, weight_decay=s.weight_decay, grad_clip=s.grad_clip,
                 arch_lr=s.arch_lr, arch_betas=(s.arch_beta1, s.arch_beta2), arch_weight_decay=s.arch_weight_decay,
-                max_batches=s.max_steps, weight_standardization=cfg.model.weight_standardization)
+                max_batches=s.max_steps, weight_standardization=cfg.model.weight_standardization,
+                arch_warmup=s.arch_warmup, arch_accumulate=accumulation_batches(cfg.batch_size, s.arch_update_batch),
+                arch_lr_scaling=s.arch_lr_scaling, arch_reference_updates=s.arch_reference_updates)
             return module, datamodule
         r = cfg.retrain
         genotype = earlier["search"].outputs["genotype"] if "search" in earlier else str(fixed_genotype(cfg)[1])
         scale = cfg.retrain_batch_size * world_size_of(cfg) / r.base_batch_size
         datamodule = NasDataModule(cfg.data, cfg.retrain_batch_size, "retrain", cutout_length=r.cutout_length)
         module = RetrainModule(
-            genotype=genotype, norm=str(cfg.norm), in_channels=info.channels, num_classes=info.num_classes,
+            genotype=genotype, norm=cfg.retrain_norm, in_channels=info.channels, num_classes=info.num_classes,
             layers=r.layers, channels=r.channels, lr=r.lr * scale, lr_min=r.lr_min * scale, momentum=r.momentum,
             weight_decay=r.weight_decay, grad_clip=r.grad_clip, auxiliary_weight=r.auxiliary_weight,
             drop_path_prob=r.drop_path_prob, max_batches=cfg.trainer.max_steps,
@@ -255,7 +280,10 @@ class NasTask(Task):
             assert isinstance(module, SearchModule)
             genotype = module.net.genotype()
             draw_genotype(genotype, run_dir / GENOTYPE_FIGURE, f"{label}, {cfg.nas.order}-order search")
-            return {"genotype": str(genotype), "genotype_name": "searched",
+            schedule = module.schedule
+            return {"genotype": str(genotype), "genotype_name": "searched", **module.alpha_movement(),
+                    "search/arch_updates": schedule.updates, "search/arch_lr": schedule.lr,
+                    "search/arch_warmup_batches": schedule.warmup_batches,
                     "num_skip_connects": genotype.num_skip_connects("normal"),
                     "num_skip_connects_reduce": genotype.num_skip_connects("reduce"),
                     "genotype_figure": GENOTYPE_FIGURE}
@@ -275,7 +303,9 @@ class NasTask(Task):
         cfg = _cfg(cfg)
         searching = cfg.nas.genotype is None
         extras: dict[str, Any] = {
-            "network_norm": str(resolve_norm(cfg.norm).spec),
+            "network_norm": self._retrain_norm_spec(cfg),
+            "norm_under_test_in": ("search and final network" if cfg.retrain.norm is None else "search only")
+            if searching else "final network",
             "supernet_norm": str(without_affine(cfg.norm)) if searching else None,
             "search_order": cfg.nas.order if searching else None,
             "search_batch_size": cfg.batch_size if searching else None,

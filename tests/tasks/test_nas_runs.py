@@ -68,8 +68,17 @@ def test_search_then_retrain_writes_one_complete_record(first_order_run: Path) -
     assert record["status"] == "finished" and record["stages"] == ["search", "retrain"]
     assert record["coordinates"] == {"order": "first"} and record["model"] == "darts"
     assert record["batch_size"] == record["search_batch_size"] == record["retrain_batch_size"] == 4
-    assert record["axis_value"] == 4 and record["protocol"] == {"supernet_affine": False, "retrain_batch": "search batch"}
+    assert record["axis_value"] == 4 and record["protocol"] == {
+        "supernet_affine": False, "retrain_batch": "search batch", "retrain_norm": "norm under test",
+        "arch_warmup": 0.25, "arch_lr_scaling": "budget", "arch_updates": "one per batch"}
     assert record["supernet_norm"] == "bn:affine=false" and record["network_norm"] == "bn"
+    assert record["norm_under_test_in"] == "search and final network"
+    # 6 batches: the first int(0.25 * 6) = 1 trains the weights only, then 5 alpha updates at 3e-4 x 19,550 / 5
+    assert record["search/arch_warmup_batches"] == 1 and record["search/arch_updates"] == 5
+    assert record["search/arch_lr"] == pytest.approx(3e-4 * 19550 / 5)
+    assert record["search/alpha_entropy_norm_drop"] == pytest.approx(
+        record["search/alpha_entropy_norm_start"] - record["search/alpha_entropy_norm_end"], abs=1e-7)
+    assert record["search/alpha_entropy_norm_start"] > 0.9999 and isinstance(record["search/genotype_changed"], bool)
     assert [d["name"] for d in record["metric_declarations"]] == [
         "test/acc", "search/val_acc", "num_skip_connects", "search/alpha_entropy", "search/wall_time_s",
         "retrain/params_m", "retrain/wall_time_s"]
@@ -117,7 +126,10 @@ def test_search_steps_split_the_optimizers_and_schedule_per_batch(first_order_ru
     sgd, adam = state["optimizer_states"]
     weights = SearchModule(**{k: v for k, v in state["hyper_parameters"].items()}).net.weight_parameters()
     assert len(sgd["param_groups"][0]["params"]) == len(weights) and len(adam["param_groups"][0]["params"]) == 2
-    assert adam["param_groups"][0]["betas"] == (0.5, 0.999) and adam["param_groups"][0]["lr"] == 3e-4
+    # the quick profile's alpha: 1 warm-up batch of 6, then 5 Adam steps at 3e-4 x 19,550 / 5 (budget scaling)
+    assert adam["param_groups"][0]["betas"] == (0.5, 0.999)
+    assert adam["param_groups"][0]["lr"] == pytest.approx(3e-4 * 19550 / 5)
+    assert {int(s["step"]) for s in adam["state"].values()} == {5}
     schedule = state["lr_schedulers"][0]
     assert schedule["T_max"] == 6 and schedule["last_epoch"] == 6  # the cosine runs over batches, not steps
     assert sgd["param_groups"][0]["lr"] == pytest.approx(schedule["eta_min"])
@@ -246,6 +258,12 @@ def run_cli(*args: str) -> int:
     (["--data.name", "imagenet"], "data.name: 'imagenet' is not a data set the NAS task can use"),
     (["--trainer.devices", "2"], "the DARTS search runs on one device"),
     (["--nas.order", "third"], "nas.order"),
+    (["--search.arch_update_batch", "24"], "search.arch_update_batch=24 is not a multiple of the search batch 16"),
+    (["--search.arch_warmup", "1"], "search.arch_warmup=1"),
+    (["--retrain.norm", "bn", "--nas.genotype", "DARTS_V2"], "retrain.norm='bn' with nas.genotype='DARTS_V2'"),
+    (["--retrain.norm", "bgn:num_groups=512"], "DARTS network (5 cells, C=8, retrain.norm bgn:num_groups=512) on "
+                                               "1x32x32 fashion_mnist inputs: bgn: num_groups=512 does not divide"),
+    (["--retrain.norm", "batchnorm"], "retrain.norm: "),
 ])
 def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path, capsys, args, message) -> None:
     code = run_cli("run", "nas", "--config", QUICK, "--out_dir", str(tmp_path), *args)
