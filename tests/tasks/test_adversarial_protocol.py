@@ -76,3 +76,15 @@ def test_training_steps_counts_full_global_batches() -> None:
     assert ADVERSARIAL.training_steps(cfg) == 3 * (2975 // 2)  # 0.05 x 59,500 images, 3 epochs
     capped = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, max_steps=100))
     assert ADVERSARIAL.training_steps(capped) == 100
+
+
+def test_a_bad_seconds_per_step_is_refused_in_one_line(tmp_path: Path) -> None:
+    import pytest
+
+    from tasks.runner.errors import ConfigError
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ntasks: [{task: classification, config: %s}]\nnorms: [bn]\nseeds: [0]\n"
+                    "launcher: {seconds_per_step: {2: -1}}\n" % (REPO / "configs" / "classification" / "test.yaml"))
+    with pytest.raises(ConfigError, match="launcher.seconds_per_step must map batch sizes to seconds per step"):
+        load_sweep(path)

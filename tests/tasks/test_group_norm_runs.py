@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+
+import pytest
+import yaml
 
 from normlayers import GroupNorm
 from tasks.classification.task import CLASSIFICATION
 from tasks.cli import main
+from tasks.runner import prepare as prepare_module
+from tasks.runner import world
+from tasks.uda import task as uda_task
 from tasks.runner.parse import parse_config
 from tasks.runner.prepare import prepare
 from tasks.runner.run import execute
+from tasks.sweep.expand import expand_sweep
+from tasks.sweep.spec import load_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_CONFIG = str(REPO / "configs" / "classification" / "test.yaml")  # ResNet-8 at width 4: C = 4, 8, 16
@@ -54,3 +63,26 @@ def test_channels_per_group_runs_with_its_own_label(tmp_path: Path) -> None:
     assert outcome.record["norm_label"] == "GN (C/G=2)" and outcome.record["norm_num_groups"] is None
     assert set(outcome.record["norm_channels_per_group"].values()) == {2}
     assert set(outcome.record["norm_groups_per_layer"].values()) == {2, 4, 8}
+
+
+SWEEPS = sorted((REPO / "configs" / "sweeps").glob("*.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", [p for p in SWEEPS if "gn" in repr(yaml.safe_load(p.read_text())).replace("bgn", "")],
+                         ids=lambda p: p.name)
+def test_every_shipped_sweeps_gn_is_gn_on_every_layer(path: Path, tmp_path: Path, monkeypatch) -> None:
+    """Issue 19: shipped grids use a GN with >= 2 channels per group on every layer of every network they build."""
+    monkeypatch.setattr(world, "gpu_count", lambda: 8)
+    monkeypatch.setattr(prepare_module, "gpu_count", lambda: 8)
+    monkeypatch.setattr(prepare_module, "_dry_run_verdicts", {})  # build every model again, here
+    monkeypatch.setattr(uda_task, "_dry_run_verdicts", {})  # UDA caches its own dry pass too
+    seen: list[tuple[str, list]] = []
+    original = prepare_module.instance_only_reason
+    monkeypatch.setattr(prepare_module, "instance_only_reason",
+                        lambda spec, built: seen.append((spec, list(built))) or original(spec, built))
+    planned = expand_sweep(dataclasses.replace(load_sweep(path), out_dir=tmp_path))
+    assert planned and not [r.reason for r in planned if r.state == "invalid"]
+    layers = [(spec, c, g) for spec, built in seen if spec.startswith("gn") for c, g, _ in built]
+    assert layers, "no GN layer was built"
+    assert not [(spec, c, g) for spec, c, g in layers if c // g < 2]  # (spec, channels, groups) of IN layers
