@@ -75,7 +75,8 @@ def test_short_run_writes_a_complete_record(tmp_path: Path, norm: str) -> None:
     assert record["selection"] == {"rule": "last", "monitor": None, "mode": "max"}
     assert record["selected_epoch"] == 1
     assert all(record[m] == record[f"last/{m}"] for m in ("test/acc", "test/acc5", "test/loss", "val/acc"))
-    assert record["schema"] == 2 and record["coordinates"] == {} and record["protocol"] == {}
+    assert record["schema"] == 2 and record["coordinates"] == {} and record["row_coordinates"] == []
+    assert record["protocol"] == {"norm_weight_decay": True, "selection": "last"}  # issue 19: declared, not implicit
     assert record["table_axis"] == {"key": "batch_size", "label": "batch size per device", "coordinates": [],
                                    "batch_size_follows": False}
     assert (record["axis_value"], record["axis_label"], record["axis_order"]) == (8, "bs=8", 8)
