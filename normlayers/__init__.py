@@ -17,6 +17,7 @@ from .bgn import BatchGroupNorm, GroupStatistics
 from .bgn_auto import AutoBatchGroupNorm, auto_group_choices, choose_groups, normalization_batch, set_normalization_batch
 from .evonorm import EvoNormB0, EvoNormS0
 from .filter_response import FilterResponseNorm
+from .group_norm import collect_group_norms, group_norm_fields, group_norm_label, group_norm_layout, instance_only_reason
 from .layers import GroupNorm, InstanceNorm, LayerNorm2d, PositionalNorm
 from .pooling import Pooling
 from .registry import (
@@ -54,6 +55,11 @@ __all__ = [
     "set_normalization_batch",
     "GroupStatistics",
     "GroupNorm",
+    "collect_group_norms",
+    "group_norm_fields",
+    "group_norm_label",
+    "group_norm_layout",
+    "instance_only_reason",
     "InstanceNorm",
     "LayerNorm2d",
     "PositionalNorm",

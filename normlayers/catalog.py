@@ -12,7 +12,8 @@ from .bgn import BatchGroupNorm
 from .bgn_auto import DEFAULT_ELEMENTS, AutoBatchGroupNorm
 from .evonorm import EvoNormB0, EvoNormS0
 from .filter_response import FilterResponseNorm
-from .layers import GroupNorm, InstanceNorm, LayerNorm2d, PositionalNorm
+from .group_norm import GroupNorm
+from .layers import InstanceNorm, LayerNorm2d, PositionalNorm
 from .pooling import PER_CHANNEL_BATCH, PER_CHANNEL_SAMPLE, PER_POSITION, PER_SAMPLE, Pooling
 from .registry import NormEntry, NormParam, register_norm
 from .spec import NormSpecError
@@ -95,19 +96,42 @@ register_norm(
         pooling=(PER_SAMPLE,),
     )
 )
+def _gn_args(kwargs: dict, given: frozenset[str], where: str) -> dict:
+    """channels_per_group=K is the GN paper's other form: it replaces num_groups, never joins it."""
+    if kwargs["channels_per_group"] is None:
+        if kwargs["num_groups"] is None:
+            raise NormSpecError(f"{where}: num_groups=null needs channels_per_group=K (one of the two fixes the groups)")
+        return kwargs
+    if "num_groups" in given and kwargs["num_groups"] is not None:
+        raise NormSpecError(
+            f"{where}: num_groups={kwargs['num_groups']} and channels_per_group={kwargs['channels_per_group']} are both "
+            "given; GN fixes either the number of groups or the channels per group, so give one")
+    return {**kwargs, "num_groups": None}
+
+
 register_norm(
     NormEntry(
         name="gn",
         factory=GroupNorm,
         label="GN",
         description=(
-            "Group normalization: per sample, statistics over groups of channels and (H, W). A layer whose C "
-            "num_groups does not divide uses the largest divisor of C below it."
+            "Group normalization: per sample, statistics over groups of channels and (H, W). num_groups=G (default 32): "
+            "a layer whose C G does not divide uses the largest divisor of C below G (C=16 under G=32 is IN: 1 channel "
+            "per group); channels_per_group=K: C/K groups on every layer (K must divide C). A spec that is IN on every "
+            "layer of a model is refused at the dry run unless allow_instance=true."
         ),
-        params=(NormParam("num_groups", int, 32, "an integer >= 1", lambda v: v >= 1, short="G"), EPS, AFFINE),
+        params=(
+            NormParam("num_groups", int, 32, "an integer >= 1", lambda v: v >= 1, nullable=True, short="G"),
+            NormParam("channels_per_group", int, None, "an integer >= 1 that divides C of every layer, or null",
+                      lambda v: v >= 1, nullable=True, short="C/G"),
+            NormParam("allow_instance", bool, False, "true or false (true: run even where every layer is IN)"),
+            EPS,
+            AFFINE,
+        ),
         group_param="num_groups",
         always_in_spec=("num_groups",),
         pooling=(Pooling(over_batch=False, groups="num_groups"),),
+        check_args=_gn_args,
     )
 )
 register_norm(

@@ -4,7 +4,8 @@ All of them take an (N, C, *) input and apply a per-channel affine (gamma, beta
 of length C), the parametrization the BGN paper and the GN paper use for their
 comparisons. IN and LN are group normalization with C groups and one group; they
 are built on ``nn.GroupNorm`` because its fused kernel is the fastest way to
-compute per-sample group statistics on both CPU and GPU.
+compute per-sample group statistics on both CPU and GPU. GN itself, with its
+per-layer group rule and layout helpers, is in :mod:`normlayers.group_norm`.
 """
 
 from __future__ import annotations
@@ -13,15 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .group_norm import GroupNorm, largest_divisor_at_most  # re-exported: GN lives in group_norm.py
+
 __all__ = ["InstanceNorm", "LayerNorm2d", "GroupNorm", "PositionalNorm", "largest_divisor_at_most"]
-
-
-def largest_divisor_at_most(n: int, limit: int) -> int:
-    """The largest divisor of ``n`` that does not exceed ``limit`` (at least 1)."""
-    for d in range(min(n, limit), 0, -1):
-        if n % d == 0:
-            return d
-    return 1
 
 
 class InstanceNorm(nn.GroupNorm):
@@ -50,27 +45,6 @@ class LayerNorm2d(nn.GroupNorm):
 
     def extra_repr(self) -> str:
         return f"{self.num_channels}, eps={self.eps}, affine={self.affine}"
-
-
-class GroupNorm(nn.GroupNorm):
-    """Group normalization with a rule for channel counts that G does not divide.
-
-    ``num_groups`` is the number of groups asked for (32 in the GN paper). A layer
-    whose channel count it does not divide (or that has fewer channels) uses the
-    largest divisor of C not above it: with the default 32, C=16 gets 16 groups,
-    C=48 gets 24, C=64 gets 32. One spec therefore fits every layer of a network
-    whose widths vary; ``requested_groups`` keeps what was asked for.
-    """
-
-    def __init__(self, num_channels: int, num_groups: int = 32, eps: float = 1e-5, affine: bool = True) -> None:
-        super().__init__(largest_divisor_at_most(num_channels, num_groups), num_channels, eps=eps, affine=affine)
-        self.requested_groups = num_groups
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
-            f" (requested num_groups={self.requested_groups})"
-        )
 
 
 class PositionalNorm(nn.Module):

@@ -125,8 +125,10 @@ class ResolvedNorm:
 
     @property
     def label(self) -> str:
+        # A group parameter (one with a short name) left null is not shown: GN's num_groups with channels_per_group.
         shown = [p for p in self.entry.params
-                 if (p.short and self.kwargs[p.name] is not None) or self.kwargs[p.name] != p.default]
+                 if (p.short and self.kwargs[p.name] is not None)
+                 or (self.kwargs[p.name] != p.default and not (p.short and self.kwargs[p.name] is None))]
         if not shown:
             return self.entry.label
         parts = [f"{p.short or p.name}={format_value(self.kwargs[p.name])}" for p in shown]
@@ -178,8 +180,9 @@ def resolve_norm(spec: SpecLike) -> ResolvedNorm:
     kwargs = {p.name: p.coerce(parsed.args.get(p.name, p.default), where) for p in entry.params}
     if entry.check_args is not None:
         kwargs = entry.check_args(kwargs, frozenset(parsed.args), where)
-    canonical = {
-        k: v for k, v in kwargs.items() if k in entry.always_in_spec or v != known[k].default
+    canonical = {  # an always-shown argument left null by a rule (GN's num_groups with channels_per_group) is dropped
+        k: v for k, v in kwargs.items()
+        if (k in entry.always_in_spec or v != known[k].default) and not (k in entry.always_in_spec and v is None)
     }
     return ResolvedNorm(entry, NormSpec.make(entry.name, canonical), kwargs)
 

@@ -38,6 +38,9 @@ def robust_attack_name(cfg: AdversarialConfig) -> str:
     return EnsembleSettings.from_config(cfg.eval).name() if cfg.eval.ensemble else f"pgd-{PGD_STEPS}"
 
 
+TRAIN_SET_SIZES = {"fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000}  # before the validation split
+
+
 def robust_header(robust: str) -> str:
     """A column header for the robust attack: ``AutoAttack``, else the attacks' names (``APGD-CE+APGD-T``)."""
     if robust == "autoattack-standard":
@@ -56,6 +59,8 @@ class AdversarialTask(Task):
     config_class = AdversarialConfig
     description = "Adversarial training (PGD-AT, TRADES, FGSM-RS) and robust evaluation (FGSM, PGD-20, AutoAttack)."
     grid_coordinates = {"method": "method"}
+    # A sweep that grids attack_mode (configs/sweeps/medium_adversarial.yaml) shows "BN · train" beside "BN · eval"
+    row_coordinates = ("attack_mode",)
     eval_needs_gradients = True  # attacks take gradients in validation and test
 
     def identity(self, cfg: RunConfig) -> tuple[str, str]:
@@ -139,6 +144,13 @@ class AdversarialTask(Task):
         module = AdversarialModule(cfg, num_classes=info.num_classes, in_channels=info.channels, mean=info.mean,
                                    std=info.std, global_batch_size=cfg.batch_size * world_size_of(cfg))
         return module, datamodule
+
+    def training_steps(self, cfg: RunConfig) -> int | None:
+        """epochs x full global batches of the training subset (the loader drops the last partial batch)."""
+        cfg = _cfg(cfg)
+        images = max(1, round(cfg.data.fraction * (TRAIN_SET_SIZES[cfg.data.name] - cfg.data.val_size)))
+        steps = cfg.trainer.epochs * (images // (cfg.batch_size * world_size_of(cfg)))
+        return min(steps, cfg.trainer.max_steps) if cfg.trainer.max_steps > 0 else steps
 
     def stage_outputs(self, cfg: RunConfig, stage: Stage, module: L.LightningModule) -> dict[str, Any]:
         return module.robust_outputs()  # type: ignore[operator]

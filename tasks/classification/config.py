@@ -28,11 +28,15 @@ class ClassificationConfig(RunConfig):
         label_smoothing: label smoothing of the cross-entropy loss.
         selection: which checkpoint the plain test metrics report: last (the final model, as the
             normalization papers report it) or best_val (the epoch with the best validation accuracy).
-            The last checkpoint's metrics are in the record either way, under last/.
+            The last checkpoint's metrics are in the record either way, under last/. median_last5 is
+            the GN paper's reporting rule: the primary metric is val/acc_median_last5, the median of
+            the last 5 epochs' validation accuracy (needs trainer.epochs >= 5); the test metrics are
+            the last checkpoint's. val/acc_median_last5 is recorded under every rule when there are
+            5 epochs or more.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     label_smoothing: float = checked(0.0, between(0, 1, high_open=True))
-    selection: Literal["last", "best_val"] = "last"
+    selection: Literal["last", "best_val", "median_last5"] = "last"

@@ -38,11 +38,13 @@ def identity_fields(cfg: RunConfig, task: Task) -> dict[str, Any]:
     dataset, model = task.identity(cfg)
     world = world_size_of(cfg)
     batch = task.normalization_batch(cfg)
+    coordinates = coordinates_of(cfg, task)
     return {
         "task": task.name,
         "dataset": dataset,
         "model": model,
-        "coordinates": coordinates_of(cfg, task),
+        "coordinates": coordinates,
+        "row_coordinates": [key for key in task.row_coordinates if key in coordinates],  # row variants, not tables
         "norm": str(resolved.spec),
         "norm_name": resolved.entry.name,
         "norm_label": resolved.label,

@@ -6,7 +6,9 @@ grid point that would be refused at run time is listed as invalid by
 shared rules (batch statistics, devices, strategy, synchronization), the task's
 own checks, ``trainer.compile`` (shared rules, then the task's ``compile_support``),
 then the dry forward pass, whose verdict is cached per model
-configuration (a sweep's seeds and batch sizes share it).
+configuration (a sweep's seeds and batch sizes share it). The dry pass also refuses
+a GN spec that is IN on every layer it built (1 channel per group: "it is IN, use
+`in`"), unless the spec says ``allow_instance=true``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import dataclasses
 import json
 from typing import Any
 
-from normlayers import NormSpecError, ResolvedNorm, normalization_batch, resolve_norm
+from normlayers import NormSpecError, ResolvedNorm, collect_group_norms, instance_only_reason, normalization_batch, resolve_norm
 
 from .checks import check_fields, suggest
 from .config import RunConfig, config_to_dict
@@ -30,6 +32,7 @@ __all__ = ["prepare", "check_batch_statistics", "check_trainer", "check_compile"
 # pass always runs at batch 2, so the batch size is left out too, except with an automatic G).
 _NOT_SHAPE = ("seed", "batch_size", "out_dir", "sweep", "run_name", "trainer", "wandb", "coordinate_keys", "profile")
 _dry_run_verdicts: dict[tuple[str, str], str | None] = {}
+_gn_layouts: dict[tuple[str, str, str], list[tuple[int, int, bool]]] = {}  # GN layers a dry pass built, per model
 
 
 def check_batch_statistics(resolved: ResolvedNorm, per_device_batch: int) -> None:
@@ -148,9 +151,12 @@ def _dry_run_cached(cfg: RunConfig, task: Task) -> None:
     key = (task.name, json.dumps(shape_config, sort_keys=True, default=str))
     if key not in _dry_run_verdicts:
         try:
-            with normalization_batch(batch):  # auto layers choose G for the configured batch, not the pass's 2
+            with normalization_batch(batch), collect_group_norms() as built:  # auto G for the configured batch
                 task.dry_run(cfg)
-            _dry_run_verdicts[key] = None
+            # A task that caches its own dry pass (UDA) builds nothing on a hit: reuse the layout seen for this model.
+            layout_key = (task.name, cfg.norm, json.dumps(config_to_dict(cfg).get("model"), sort_keys=True, default=str))
+            built = _gn_layouts.setdefault(layout_key, built) if built else _gn_layouts.get(layout_key, [])
+            _dry_run_verdicts[key] = instance_only_reason(cfg.norm, built)  # a GN that is IN on every layer
         except ConfigError as exc:
             _dry_run_verdicts[key] = str(exc)
     verdict = _dry_run_verdicts[key]

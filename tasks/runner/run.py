@@ -25,6 +25,8 @@ from typing import Any, Sequence
 import lightning as L
 import torch
 
+from normlayers import group_norm_label
+
 from ..data.errors import DataError
 from .callbacks import DivergedError, LeaseLostError
 from .comparison import comparison_fields, config_overrides
@@ -105,6 +107,9 @@ def _record(cfg: RunConfig, task: Task, run_dir: Path, status: str, error: str |
         merged = {k: v for r in results for k, v in r.outputs.get(key, {}).items()}
         if merged:
             record[key] = merged
+    if "norm_channels_per_group" in record:  # GN: the label says what ran where layers differ from the request
+        record["norm_label"] = group_norm_label(record["norm_label"], record["norm_args"], record["norm_groups_per_layer"],
+                                                record["norm_channels_per_group"])
     record["selected_epoch"] = final.selected_epoch
     record["epochs_completed"] = final.epochs_completed
     record["steps"] = final.steps

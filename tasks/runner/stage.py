@@ -19,7 +19,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 
-from normlayers import auto_group_choices, set_normalization_batch
+from normlayers import auto_group_choices, group_norm_fields, set_normalization_batch
 
 from .callbacks import CompileClock, LeaseGuard, LeaseLostError, RandomState, RunClock, SelectionTracker
 from .compile_guard import compile_fallback_fails
@@ -35,7 +35,7 @@ from .train_order import TrainOrderHash, seed_data_stream
 from .world import resolve_devices, world_size_of
 
 __all__ = ["StageContext", "run_stage", "stage_checkpoint_dir", "group_choice_fields", "PER_LAYER_FIELDS"]
-PER_LAYER_FIELDS = ("norm_groups_per_layer", "norm_elements_per_statistic")  # merged over stages in the record
+PER_LAYER_FIELDS = ("norm_groups_per_layer", "norm_elements_per_statistic", "norm_channels_per_group")  # merged over stages in the record
 
 log = logging.getLogger("normbench")
 BEST_CHECKPOINT = "best.ckpt"
@@ -199,11 +199,14 @@ def run_stage(ctx: StageContext, stage: Stage, earlier: dict[str, StageResult], 
 
 
 def group_choice_fields(module: L.LightningModule, prefix: str) -> dict[str, Any]:
-    """Record fields of the G each auto BGN layer chose (none when the module has no such layer)."""
+    """Record fields of the G each auto BGN layer chose and each GN layer got (none without such layers)."""
+    fields: dict[str, Any] = group_norm_fields(module, prefix)  # GN: groups and channels per group per layer
     choices = auto_group_choices(module, prefix)
     if not choices:
-        return {}
-    return {"norm_groups_per_layer": {name: c["num_groups"] for name, c in choices.items()},
+        return fields
+    return {**fields,
+            "norm_groups_per_layer": {**fields.get("norm_groups_per_layer", {}),
+                                      **{name: c["num_groups"] for name, c in choices.items()}},
             "norm_elements_per_statistic": {name: c["batch"] * c["features"] // c["num_groups"]
                                             for name, c in choices.items() if c["num_groups"]}}
 

@@ -194,6 +194,9 @@ class Task:
     eval_needs_gradients: ClassVar[bool] = False
     batch_size_meaning: ClassVar[str] = "images per device per training step"
     non_computational_keys: ClassVar[tuple[str, ...]] = ()
+    # Coordinates that name a row variant (adversarial attack_mode, few-shot norm_mode) instead of splitting
+    # tables: the record lists those the run has (``row_coordinates``) and the reporter puts them in the row label.
+    row_coordinates: ClassVar[tuple[str, ...]] = ()
 
     # --- identity: what names a run and its place in the tables -----------------------------
     def identity(self, cfg: RunConfig) -> tuple[str, str]:
@@ -212,6 +215,10 @@ class Task:
                 value = getattr(value, part)
             out[name] = value
         return out
+
+    def training_steps(self, cfg: RunConfig) -> int | None:
+        """Optimizer steps the run will take, for the sweep dry run's time estimate; None when unknown."""
+        return None
 
     def normalization_batch(self, cfg: RunConfig) -> int:
         """Images in one normalizing forward pass per device during training (the record's batch_size)."""

@@ -10,6 +10,7 @@ from typing import Sequence
 
 from ..exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
 from ..runner.errors import ConfigError
+from .estimate import estimate_lines, timeout_minutes
 from .expand import LAUNCHABLE, PlannedRun, expand_sweep
 from .launchers import LocalLauncher, RunResult, SubmititLauncher
 from .spec import load_sweep
@@ -84,11 +85,18 @@ def sweep_command(args: Sequence[str]) -> int:
     print(f"sweep {sweep.name}: {len(planned)} runs in {sweep_dir}")
     if opts.dry_run:
         _describe(planned)
+        for line in estimate_lines(planned, sweep.launcher.seconds_per_step, sweep.launcher.slurm.get("timeout_min")):
+            print(line)
         return EXIT_OK
     todo = [r for r in planned if r.state in LAUNCHABLE]
     launcher_name = opts.launcher or sweep.launcher.name
     if launcher_name == "submitit":
-        launcher = SubmititLauncher(sweep_dir / ".submitit", sweep.launcher.slurm, wait=not opts.no_wait)
+        slurm = dict(sweep.launcher.slurm)
+        derived = timeout_minutes(todo, sweep.launcher.seconds_per_step)
+        if "timeout_min" not in slurm and derived is not None:  # the time limit follows from the printed estimate
+            slurm["timeout_min"] = derived
+            print(f"sweep {sweep.name}: timeout_min={derived} from the estimate (normbench sweep --dry-run shows it)")
+        launcher = SubmititLauncher(sweep_dir / ".submitit", slurm, wait=not opts.no_wait)
     else:
         launcher = LocalLauncher(
             parallel=opts.parallel or sweep.launcher.parallel,

@@ -16,6 +16,8 @@
       name: local                     # local | submitit
       parallel: 1                     # local: processes at once
       slurm: {partition: gpu, timeout_min: 240, gpus_per_node: 1, cpus_per_task: 8, array_parallelism: 32}
+      seconds_per_step: {2: 0.05, 128: 0.3}   # optional: by per-device batch; the dry run prints each run's
+                                              # estimate, and without timeout_min submitit's limit follows from it
 
 A ``grid:`` key that is not one of the task's own grid coordinates becomes a
 coordinate of the run (its value joins the run id, the W&B group and the report
@@ -45,7 +47,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _TOP_KEYS = {"name", "out_dir", "tasks", "norms", "batch_sizes", "seeds", "grid", "overrides", "launcher"}
 _TASK_KEYS = {"task", "config", "overrides", "norms", "batch_sizes", "seeds", "grid"}
 _RESERVED = ("norm", "batch_size", "seed", "sweep", "out_dir", "run_name", "coordinate_keys")
-_LAUNCHER_KEYS = {"name", "parallel", "slurm", "threads_per_run"}
+_LAUNCHER_KEYS = {"name", "parallel", "slurm", "threads_per_run", "seconds_per_step"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class LauncherSpec:
     parallel: int = 1
     threads_per_run: int = 0
     slurm: dict[str, Any] = field(default_factory=dict)
+    seconds_per_step: dict[int, float] = field(default_factory=dict)  # by per-device batch: tasks/sweep/estimate.py
 
 
 @dataclass(frozen=True)
@@ -210,8 +213,13 @@ def load_sweep(path: str | Path) -> SweepSpec:
     slurm = launcher_raw.get("slurm") or {}
     if not isinstance(slurm, dict):
         raise _fail(path, "launcher.slurm must be a mapping of submitit parameters")
+    per_step = launcher_raw.get("seconds_per_step") or {}
+    if not isinstance(per_step, dict) or not all(
+            isinstance(b, int) and b >= 1 and isinstance(v, (int, float)) and v > 0 for b, v in per_step.items()):
+        raise _fail(path, "launcher.seconds_per_step must map batch sizes to seconds per step, e.g. {2: 0.05, 128: 0.3}")
     launcher = LauncherSpec(
         name=launcher_name,
+        seconds_per_step={int(b): float(v) for b, v in per_step.items()},
         parallel=_int_field(path, "launcher.parallel", launcher_raw.get("parallel", 1), 1),
         threads_per_run=_int_field(path, "launcher.threads_per_run", launcher_raw.get("threads_per_run", 0), 0),
         slurm=dict(slurm),

@@ -116,7 +116,7 @@ def test_an_interrupted_compiled_run_resumes(tmp_path: Path, monkeypatch) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("norm", list_norms())
+@pytest.mark.parametrize("norm", [n if n != "gn" else "gn:num_groups=2" for n in list_norms()])  # gn: IN at C<=32
 def test_compiled_classification_matches_eager_for_every_norm(tmp_path: Path, norm: str) -> None:
     assert_compiled_matches_eager("classification", tmp_path, ["--norm", norm])
 

@@ -60,7 +60,7 @@ def test_protonet_run_writes_the_fewshot_record(tmp_path: Path) -> None:
 
 def test_every_norm_and_seed_is_tested_on_the_same_episodes(tmp_path: Path) -> None:
     a = execute(tiny(tmp_path, "--norm", "bn"), FEWSHOT)
-    b = execute(tiny(tmp_path, "--norm", "gn", "--seed", "1"), FEWSHOT)
+    b = execute(tiny(tmp_path, "--norm", "gn:num_groups=2", "--seed", "1"), FEWSHOT)
     ra, rb = record_of(a.run_dir), record_of(b.run_dir)
     assert ra["test_episodes_sha256"] == rb["test_episodes_sha256"] and ra["val_episodes_sha256"] == rb["val_episodes_sha256"]
     rows = [(a.run_dir / EPISODE_FILE).read_text().splitlines(), (b.run_dir / EPISODE_FILE).read_text().splitlines()]

@@ -120,7 +120,7 @@ def test_two_launchers_on_one_sweep_train_each_grid_point_once(tmp_path: Path, l
     sweep = {
         "name": "race", "out_dir": str(tmp_path / "runs"),
         "tasks": [{"task": "classification", "config": TEST_CONFIG}],
-        "norms": ["bn", "gn"], "batch_sizes": [4, 8], "seeds": [0],
+        "norms": ["bn", "gn:num_groups=2"], "batch_sizes": [4, 8], "seeds": [0],
         "overrides": {"trainer.epochs": 3, "trainer.threads": 1},
     }
     path = tmp_path / "race.yaml"
@@ -160,7 +160,7 @@ def test_workers_stop_and_save_when_the_sweep_process_is_killed(tmp_path: Path) 
     sweep = {
         "name": "killed", "out_dir": str(tmp_path / "runs"),
         "tasks": [{"task": "classification", "config": TEST_CONFIG}],
-        "norms": ["bn", "gn"], "batch_sizes": [2], "seeds": [0],
+        "norms": ["bn", "gn:num_groups=2"], "batch_sizes": [2], "seeds": [0],
         "overrides": {"trainer.epochs": 50, "data.fraction": 0.01},
         "launcher": {"parallel": 2, "threads_per_run": 1},
     }

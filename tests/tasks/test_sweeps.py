@@ -153,7 +153,7 @@ def test_local_launcher_runs_in_process_and_a_failure_does_not_stop_the_sweep(tm
         return original(self, batch, batch_idx)
 
     monkeypatch.setattr(ClassificationModule, "training_step", fails_for_gn)
-    path = write_sweep(tmp_path, norms=["bn", "gn"], batch_sizes=[8], seeds=[0])
+    path = write_sweep(tmp_path, norms=["bn", "gn:num_groups=2"], batch_sizes=[8], seeds=[0])
     assert sweep_command([str(path)]) == 1
     out = capsys.readouterr().out
     assert "1 finished, 0 skipped (done before), 1 failed" in out
@@ -186,14 +186,14 @@ def test_a_bgn_group_count_that_does_not_fit_is_an_invalid_grid_point(tmp_path: 
 
 def test_parallel_workers_and_submitit_local_give_the_same_records(tmp_path: Path) -> None:
     one_thread = {"trainer.epochs": 1, "trainer.threads": 1}
-    path = write_sweep(tmp_path, norms=["bn", "gn"], batch_sizes=[8], seeds=[0], overrides=one_thread)
+    path = write_sweep(tmp_path, norms=["bn", "gn:num_groups=2"], batch_sizes=[8], seeds=[0], overrides=one_thread)
     runs = expand_sweep(load_sweep(path))
     results = LocalLauncher(parallel=2, threads_per_run=1).launch(runs, progress=lambda _: None)
     assert sorted(r.status for r in results) == ["finished", "finished"]
     first = {r.run_dir.name: json.loads((r.run_dir / "result.json").read_text())["test/loss"] for r in runs}
 
     (tmp_path / "b").mkdir()
-    other = write_sweep(tmp_path / "b", norms=["bn", "gn"], batch_sizes=[8], seeds=[0], overrides=one_thread)
+    other = write_sweep(tmp_path / "b", norms=["bn", "gn:num_groups=2"], batch_sizes=[8], seeds=[0], overrides=one_thread)
     runs_b = expand_sweep(load_sweep(other))
     launcher = SubmititLauncher(tmp_path / "submitit", {"cluster": "local", "timeout_min": 10})
     results_b = launcher.launch(runs_b, progress=lambda _: None)
