@@ -9,10 +9,11 @@ from ..runner.checks import FRACTION, NON_NEGATIVE, POSITIVE, Rule, at_least, be
 from ..runner.config import RunConfig
 
 __all__ = ["UdaConfig", "UdaDataConfig", "UdaModelConfig", "UdaOptimConfig", "DiscriminatorConfig", "CdanConfig",
-           "METHODS", "ADVERSARIAL_METHODS"]
+           "METHODS", "ADVERSARIAL_METHODS", "ADABN_METHODS", "normalization_batch", "effective_lr"]
 
 METHODS = ("source_only", "dann", "cdan", "oracle")
 ADVERSARIAL_METHODS = ("dann", "cdan")
+ADABN_METHODS = ("source_only", "dann", "cdan")  # trained without target labels: AdaBN is a cheap extra evaluation
 _OPTIONAL_SIZE = Rule(lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 8),
                       "null (the pair's native size) or an integer >= 8")
 
@@ -86,7 +87,11 @@ class UdaOptimConfig:
     """SGD with the annealed learning rate of DANN: lr * (1 + 10 p)^-0.75, p the training progress in [0, 1].
 
     Attributes:
-        lr: initial learning rate (not scaled with the batch size).
+        lr: initial learning rate at ``base_batch_size`` images per domain per step.
+        lr_scaling: linear (lr x per-domain batch x devices / base_batch_size, the linear scaling rule every
+            other task applies; source-only and DANN at one per-domain batch get the same rate) or none (lr as
+            given at every batch, as DANN and the Transfer-Learning-Library do at their one batch size).
+        base_batch_size: the per-domain batch at which ``lr`` applies unscaled.
         momentum: SGD momentum.
         nesterov: Nesterov momentum.
         weight_decay: L2 weight decay.
@@ -94,6 +99,8 @@ class UdaOptimConfig:
     """
 
     lr: float = checked(0.01, POSITIVE)
+    lr_scaling: Literal["linear", "none"] = "linear"
+    base_batch_size: int = checked(32, positive_int)
     momentum: float = checked(0.9, between(0, 1, high_open=True))
     nesterov: bool = True
     weight_decay: float = checked(1e-3, NON_NEGATIVE)
@@ -141,15 +148,15 @@ class UdaConfig(RunConfig):
         ('fashion_mnist', 'fashion_mnist_m', 'joint', 32)
 
     Attributes:
-        method: source_only (with its AdaBN evaluation), dann, cdan, or oracle (trained on labelled target
+        method: source_only, dann, cdan (each with its AdaBN evaluation), or oracle (trained on labelled target
             images: the upper bound).
         domain_batches: joint (source and target images in one forward pass: the norm sees 2 x batch_size
             images of both domains) or separate (one pass per domain: domain-specific batch statistics).
         trade_off: weight of the adversarial (transfer) loss.
-        adabn: source_only runs also report AdaBN: the running statistics re-estimated on the target training
-            images, for norms whose registry entry keeps running statistics.
+        adabn: source_only, dann and cdan runs also report AdaBN: the running statistics re-estimated on the
+            target training images, for norms whose registry entry keeps running statistics.
         selection: source_val (the checkpoint with the best source validation accuracy; never target labels)
-            or last.
+            or last (the last checkpoint: the most adapted one, at the end of the reversal and lr schedules).
     """
 
     batch_size: int = checked(32, positive_int)
@@ -163,3 +170,20 @@ class UdaConfig(RunConfig):
     optim: UdaOptimConfig = field(default_factory=UdaOptimConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     cdan: CdanConfig = field(default_factory=CdanConfig)
+
+
+def normalization_batch(cfg: UdaConfig) -> int:
+    """Images in one normalizing forward pass during training: the record's ``batch_size``.
+
+    A joint DANN/CDAN pass concatenates the source and target batches (``2 x batch_size``); a separate pass, and
+    every source-only or oracle pass, holds one domain's ``batch_size`` images.
+    """
+    joint = cfg.method in ADVERSARIAL_METHODS and cfg.domain_batches == "joint"
+    return cfg.batch_size * (2 if joint else 1)
+
+
+def effective_lr(cfg: UdaConfig, world_size: int = 1) -> float:
+    """The initial learning rate that runs: ``optim.lr`` scaled by the per-domain batch (``lr_scaling: linear``)."""
+    if cfg.optim.lr_scaling == "none":
+        return cfg.optim.lr
+    return cfg.optim.lr * cfg.batch_size * world_size / cfg.optim.base_batch_size

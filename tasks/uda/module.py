@@ -8,9 +8,10 @@ statistics over 2 x batch_size images); with ``separate``, one pass per domain.
 
 Validation reports the labelled domain's held-out accuracy (``val/source_acc``;
 the oracle's ``val/target_acc``), which is all model selection reads. The test
-loop reports ``test/source_acc`` and ``test/target_acc`` and, for a source-only
-model whose norm keeps running statistics, ``test/target_acc_adabn``: the same
-weights with statistics re-estimated on the target training images.
+loop reports ``test/source_acc`` and ``test/target_acc`` and, for a source-only,
+DANN or CDAN model whose norm keeps running statistics, ``test/target_acc_adabn``:
+the same weights with statistics re-estimated on the target training images
+(after a joint DANN/CDAN pass BN's running statistics average both domains).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from .adversarial import (
     grl_coefficient,
     reverse_gradient,
 )
-from .config import ADVERSARIAL_METHODS, CdanConfig, DiscriminatorConfig, UdaModelConfig, UdaOptimConfig
+from .config import ADABN_METHODS, ADVERSARIAL_METHODS, CdanConfig, DiscriminatorConfig, UdaModelConfig, UdaOptimConfig
 from .models import build_network
 
 __all__ = ["UdaModule", "cdan_map_kind"]
@@ -57,7 +58,7 @@ def cdan_map_kind(cdan: CdanConfig, feature_dim: int, num_classes: int) -> str:
 class UdaModule(L.LightningModule):
     def __init__(self, *, norm: str, method: str, domain_batches: str, trade_off: float, adabn: bool,
                  num_classes: int, in_channels: int, image_size: int, model: UdaModelConfig, optim: UdaOptimConfig,
-                 discriminator: DiscriminatorConfig, cdan: CdanConfig, seed: int = 0) -> None:
+                 discriminator: DiscriminatorConfig, cdan: CdanConfig, seed: int = 0, lr: float | None = None) -> None:
         super().__init__()
         # plain values only: checkpoints are loaded with torch.load(weights_only=True)
         self.save_hyperparameters(ignore=["model", "optim", "discriminator", "cdan"])
@@ -65,6 +66,7 @@ class UdaModule(L.LightningModule):
                             discriminator=dataclasses.asdict(discriminator), cdan=dataclasses.asdict(cdan))
         self.method, self.domain_batches, self.trade_off = method, domain_batches, trade_off
         self.optim_cfg, self.backbone_lr_mult = optim, model.backbone_lr_mult
+        self.lr = optim.lr if lr is None else lr  # the batch-scaled rate (tasks.uda.config.effective_lr)
         self.net = build_network(model.name, norm=norm, num_classes=num_classes, in_channels=in_channels,
                                  image_size=image_size, width=model.width, feature_dim=model.feature_dim,
                                  weights=model.weights, weight_standardization=model.weight_standardization)
@@ -81,9 +83,9 @@ class UdaModule(L.LightningModule):
             self.discriminator = DomainDiscriminator(in_features, discriminator.hidden, discriminator.dropout)
         self.labelled = "target" if method == "oracle" else "source"
         reason = does_not_apply_reason(resolve_norm(norm))
-        self.adabn_active = method == "source_only" and adabn and reason is None
+        self.adabn_active = method in ADABN_METHODS and adabn and reason is None
         self.adabn_summary: str | None = None
-        if method == "source_only":
+        if method in ADABN_METHODS:
             self.adabn_summary = reason if reason is not None else (None if adabn else "not evaluated (adabn=false)")
         self.accuracy = nn.ModuleDict({name: MulticlassAccuracy(num_classes, average="micro")
                                        for name in ("val", "test_source", "test_target", "test_target_adabn")})
@@ -139,7 +141,7 @@ class UdaModule(L.LightningModule):
         losses = self.adaptation_losses(batch, self.progress)
         check_and_log_train_loss(self, losses["loss"])
         extras = {f"train/{k}": v for k, v in losses.items() if k != "loss"}
-        extras["train/lr"] = self.trainer.optimizers[0].param_groups[-1]["lr"]  # the head's (unscaled) rate
+        extras["train/lr"] = self.trainer.optimizers[0].param_groups[-1]["lr"]  # the head's rate (no backbone_lr_mult)
         self._log_every_n(extras)
         return losses["loss"]
 
@@ -151,12 +153,12 @@ class UdaModule(L.LightningModule):
                 logger.log_metrics(metrics, step=self.global_step)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        cfg = self.optim_cfg
-        groups = [{"params": self.net.features.parameters(), "lr": cfg.lr * self.backbone_lr_mult},
-                  {"params": self.net.classifier.parameters(), "lr": cfg.lr}]
+        cfg, lr = self.optim_cfg, self.lr
+        groups = [{"params": self.net.features.parameters(), "lr": lr * self.backbone_lr_mult},
+                  {"params": self.net.classifier.parameters(), "lr": lr}]
         if self.discriminator is not None:
-            groups.append({"params": self.discriminator.parameters(), "lr": cfg.lr})
-        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+            groups.append({"params": self.discriminator.parameters(), "lr": lr})
+        optimizer = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                     nesterov=cfg.nesterov and cfg.momentum > 0)
         self.total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         total, annealed = self.total_steps, cfg.schedule == "annealed"

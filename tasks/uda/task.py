@@ -1,11 +1,18 @@
 """The domain-adaptation task: its declarations (pair axis, selection on source data) and how it builds a run.
 
-Grid coordinates are the method and the two domains; the table axis is the
-pair (``source -> target``) with an average column, so the record's ``dataset``
-is the benchmark the pair belongs to (``fmnist_fmnistm``, ``digits``,
-``office31``, ``office_home``) and every pair of a benchmark shares one table
-per method and batch size. The protocol choice that changes what a norm sees,
-``domain_batches``, is recorded and shown in the caption.
+Grid coordinates are the method, the two domains and the per-domain batch;
+the table axis is the pair (``source -> target``) with an average column, so
+the record's ``dataset`` is the benchmark the pair belongs to
+(``fmnist_fmnistm``, ``digits``, ``office31``, ``office_home``) and every pair
+of a benchmark shares one table per method and batch size.
+
+Two batch sizes, because a norm sees one and the data loader the other: the
+record's ``batch_size`` is what one normalizing forward pass holds (``2 x`` the
+per-domain batch for a joint DANN/CDAN pass, as BN's statistics see it; the
+per-domain batch otherwise), and ``per_domain_batch_size`` (``--batch_size``,
+a grid coordinate, so table titles show both) is what each domain contributes
+per step. The protocol choices that change what a norm sees or how it trains,
+``domain_batches`` and ``lr_scaling``, are recorded and shown in the caption.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ from normlayers import resolve_norm
 from ..runner.config import RunConfig
 from ..runner.errors import ConfigError
 from ..runner.task import LAST, AxisPoint, MetricSpec, SelectionRule, Stage, StageResult, TableAxis, Task, best_on
-from .config import ADVERSARIAL_METHODS, UdaConfig
+from ..runner.world import world_size_of
+from .config import ADABN_METHODS, ADVERSARIAL_METHODS, UdaConfig, effective_lr, normalization_batch
 from .domains import check_pair, get_domain, pair_dataset, pair_label, pair_order
 
 __all__ = ["UdaTask", "UDA", "PAIR_AXIS", "SOURCE_SELECTION", "ORACLE_SELECTION"]
@@ -44,8 +52,11 @@ class UdaTask(Task):
     description = ("Unsupervised domain adaptation (source-only, DANN, CDAN, AdaBN, target oracle) from a labelled "
                    "source domain to an unlabelled target domain.")
     table_axis = PAIR_AXIS
-    grid_coordinates = {"method": "method", "source": "data.source", "target": "data.target"}
-    batch_size_meaning = "images per domain per device per training step (source and target each)"
+    grid_coordinates = {"method": "method", "source": "data.source", "target": "data.target",
+                        "per_domain_batch_size": "batch_size"}
+    batch_size_meaning = ("record: images in one normalizing forward pass per device during training (2 x the "
+                          "per-domain batch for a joint DANN/CDAN pass, else the per-domain batch); --batch_size and "
+                          "per_domain_batch_size: images per domain per device per training step")
 
     # --- identity and declarations -----------------------------------------------------------------
     def _domains(self, cfg: RunConfig):
@@ -56,6 +67,9 @@ class UdaTask(Task):
         source, target = self._domains(cfg)
         return pair_dataset(source, target), _cfg(cfg).model.name
 
+    def normalization_batch(self, cfg: RunConfig) -> int:
+        return normalization_batch(_cfg(cfg))
+
     def axis_point(self, cfg: RunConfig) -> AxisPoint:
         source, target = self._domains(cfg)
         return AxisPoint(f"{source.name}->{target.name}", pair_label(source, target), pair_order(source, target))
@@ -63,7 +77,7 @@ class UdaTask(Task):
     def metrics(self, cfg: RunConfig) -> tuple[MetricSpec, ...]:
         specs = (MetricSpec("test/target_acc", "target accuracy", primary=True),
                  MetricSpec("test/source_acc", "source accuracy"))
-        if _cfg(cfg).method == "source_only":
+        if _cfg(cfg).method in ADABN_METHODS:
             specs += (MetricSpec("test/target_acc_adabn", "target accuracy with AdaBN"),)
         return specs
 
@@ -74,12 +88,18 @@ class UdaTask(Task):
         return ORACLE_SELECTION if cfg.method == "oracle" else SOURCE_SELECTION
 
     def protocol(self, cfg: RunConfig) -> dict[str, Any]:
-        return {"domain_batches": _cfg(cfg).domain_batches}
+        cfg = _cfg(cfg)
+        return {"domain_batches": cfg.domain_batches, "lr_scaling": cfg.optim.lr_scaling}
 
     def stages(self, cfg: RunConfig) -> tuple[Stage, ...]:
         cfg = _cfg(cfg)
         per_step = cfg.batch_size * (2 if cfg.method in ADVERSARIAL_METHODS else 1)
         return (Stage("train", self.selection(cfg), cfg.trainer.epochs, per_step, max_steps=cfg.trainer.max_steps),)
+
+    def record_extras(self, cfg: RunConfig, results: list[StageResult]) -> dict[str, Any]:
+        """The per-domain batch beside the record's (normalizing) ``batch_size``, and the learning rate that ran."""
+        cfg = _cfg(cfg)
+        return {"per_domain_batch_size": cfg.batch_size, "lr_effective": effective_lr(cfg, world_size_of(cfg))}
 
     # --- checks before anything runs ------------------------------------------------------------------
     def compiled_networks(self, cfg: RunConfig, module: L.LightningModule) -> tuple[nn.Module, ...]:
@@ -99,7 +119,7 @@ class UdaTask(Task):
             raise ConfigError(f"method=oracle with target {target.name}: {target.benchmark} has no test split apart "
                               "from the images an oracle would train on; the oracle runs on the small-image pairs")
         resolved = resolve_norm(cfg.norm)
-        if (cfg.method == "source_only" and cfg.adabn and resolved.entry.keeps_running_stats
+        if (cfg.method in ADABN_METHODS and cfg.adabn and resolved.entry.keeps_running_stats
                 and resolved.kwargs.get("track_running_stats") is False):
             raise ConfigError(f"adabn=true with norm {cfg.norm}: AdaBN re-estimates running statistics, which "
                               "track_running_stats=false does not keep; drop that argument or set adabn=false")
@@ -144,7 +164,7 @@ class UdaTask(Task):
         c = _cfg(cfg)
         source, _ = self._domains(c)
         key = (str(c.norm), c.model.name, c.model.width, c.model.feature_dim, c.model.weight_standardization,
-               self.input_shape(c), source.num_classes, self.identity(c)[0])
+               self.input_shape(c), source.num_classes, self.identity(c)[0], self.normalization_batch(c))
         if key not in _dry_run_verdicts:
             try:
                 super().dry_run(cfg)
@@ -166,7 +186,7 @@ class UdaTask(Task):
             norm=str(cfg.norm), method=cfg.method, domain_batches=cfg.domain_batches, trade_off=cfg.trade_off,
             adabn=cfg.adabn, num_classes=datamodule.num_classes, in_channels=datamodule.channels,
             image_size=datamodule.image_size, model=cfg.model, optim=cfg.optim, discriminator=cfg.discriminator,
-            cdan=cfg.cdan, seed=cfg.seed,
+            cdan=cfg.cdan, seed=cfg.seed, lr=effective_lr(cfg, world_size_of(cfg)),
         )
         return module, datamodule
 

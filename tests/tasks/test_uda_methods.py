@@ -209,7 +209,9 @@ def test_source_only_module_reports_adabn_only_for_norms_that_keep_running_stati
     assert not ln.adabn_active and ln.adabn_summary.startswith("does not apply: LN keeps no running statistics")
     off = tiny_module("source_only", "bn:track_running_stats=false")
     assert not off.adabn_active and "track_running_stats=false" in off.adabn_summary
-    assert tiny_module("dann", "bn").adabn_summary is None and not tiny_module("dann", "bn").adabn_active
+    assert tiny_module("dann", "bn").adabn_active and tiny_module("cdan", "bgn:num_groups=4").adabn_active
+    assert tiny_module("dann", "ln").adabn_summary.startswith("does not apply: LN")
+    assert tiny_module("oracle", "bn").adabn_summary is None and not tiny_module("oracle", "bn").adabn_active
 
 
 # ---------------------------------------------------------------------------------------------------- label spaces
@@ -235,34 +237,48 @@ def test_pairs_are_made_by_declared_class_names_not_by_counts() -> None:
 # ------------------------------------------------------------------------------------ gain over source-only
 
 
-def test_gain_table_subtracts_the_matching_source_only_run(tmp_path) -> None:
+def test_gain_table_subtracts_the_matching_source_only_run(tmp_path, capsys) -> None:
     import json
 
-    from tasks.uda.gain import collect_gains, main
+    from tasks.uda.gain import collect_gains, main, mean_and_ci95
 
-    def write(method: str, norm: str, pair: tuple[str, int], seed: int, acc: float, adabn: float | None = None) -> None:
+    def write(method: str, norm: str, pair: tuple[str, int], seed: int, acc: float, adabn: float | None = None,
+              per_domain: int | None = 32, rule: str = "last") -> None:
+        joint = method in ("dann", "cdan")
         record = {"task": "uda", "status": "finished", "dataset": "fmnist_fmnistm", "coordinates": {"method": method},
                   "axis_value": pair[0], "axis_label": pair[0], "axis_order": pair[1], "norm": norm, "norm_name": norm,
-                  "norm_label": norm.upper(), "norm_num_groups": None, "batch_size": 32,
-                  "protocol": {"domain_batches": "joint"}, "seed": seed, "test/target_acc": acc}
+                  "norm_label": norm.upper(), "norm_num_groups": None, "selection": {"rule": rule},
+                  "batch_size": (per_domain or 32) * (2 if joint else 1), "protocol": {"domain_batches": "joint"},
+                  "seed": seed, "test/target_acc": acc}
+        if per_domain is not None:  # records before per_domain_batch_size: batch_size was the per-domain batch
+            record["per_domain_batch_size"] = per_domain
+        else:
+            record["batch_size"] = 32
         if adabn is not None:
             record["test/target_acc_adabn"] = adabn
-        folder = tmp_path / f"{method}-{norm}-{pair[0]}-{seed}"
+        folder = tmp_path / f"{method}-{norm}-{pair[0]}-{seed}-{rule}"
         folder.mkdir()
         (folder / "result.json").write_text(json.dumps(record))
 
-    for seed, (base, dann) in enumerate([(0.40, 0.46), (0.42, 0.44)]):
+    for seed, (base, dann) in enumerate([(0.40, 0.46), (0.42, 0.44), (0.41, 0.45)]):
         write("source_only", "bn", ("b->a", 1), seed, base, adabn=base + 0.01)
-        write("dann", "bn", ("b->a", 1), seed, dann)
-    write("source_only", "ln", ("a->b", 0), 0, 0.5)
-    write("dann", "ln", ("a->b", 0), 0, 0.45)
+        write("dann", "bn", ("b->a", 1), seed, dann, adabn=dann + 0.02)  # record batch 64, pairs with 32 per domain
+    write("source_only", "ln", ("a->b", 0), 0, 0.5, per_domain=None)  # an old record, no per-domain field
+    write("dann", "ln", ("a->b", 0), 0, 0.45, per_domain=None)
     write("dann", "ln", ("b->a", 1), 0, 0.9)  # no source-only run to compare with: left out
+    write("dann", "bn", ("b->a", 1), 0, 0.9, rule="best source validation accuracy")  # other selection: left out
     gains = collect_gains(tmp_path)
     dann = {(cell[1], cell[3]): values for cell, values in gains[("fmnist_fmnistm", "joint", 32, "dann")].items()}
-    assert dann == {("BN", "b->a"): pytest.approx([6.0, 2.0]), ("LN", "a->b"): pytest.approx([-5.0])}
+    assert dann == {("BN", "b->a"): pytest.approx([6.0, 2.0, 4.0]), ("LN", "a->b"): pytest.approx([-5.0])}
     adabn = gains[("fmnist_fmnistm", "joint", 32, "adabn")]
-    assert [v for values in adabn.values() for v in values] == pytest.approx([1.0, 1.0])
+    assert [v for values in adabn.values() for v in values] == pytest.approx([1.0, 1.0, 1.0])
+    dann_adabn = gains[("fmnist_fmnistm", "joint", 32, "dann+adabn")]
+    assert [v for values in dann_adabn.values() for v in values] == pytest.approx([8.0, 4.0, 6.0])
+    mean, half = mean_and_ci95([6.0, 2.0, 4.0])
+    assert mean == pytest.approx(4.0) and half == pytest.approx(4.302653 * 2.0 / 3 ** 0.5, rel=1e-5)  # t(0.975, 2)
+    assert mean_and_ci95([1.5]) == (1.5, None)
     assert main([str(tmp_path)]) == 0
+    assert "+4.00 ± 4.97 (n=3)" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------------------------- local weights

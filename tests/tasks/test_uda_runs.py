@@ -23,7 +23,9 @@ from tasks.uda.task import UDA
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = str(REPO / "configs" / "uda" / "quick.yaml")
-PAIR = "uda-fmnist_fmnistm-lenet-method={method}-source=fashion_mnist-target=fashion_mnist_m-{norm}-bs8-s0"
+PAIR = ("uda-fmnist_fmnistm-lenet-method={method}-source=fashion_mnist-target=fashion_mnist_m-per_domain_batch_size=8-"
+        "{norm}-bs{batch}-s0")
+LR = 0.01 * 8 / 32  # quick's lr at its base batch of 32 per domain, scaled linearly to the shrunk 8
 STEPS = 44  # 0.3% of the 59,952 Fashion-MNIST training images left after validation: 180 -> 22 batches of 8, 2 epochs
 
 
@@ -63,29 +65,33 @@ def dann(tmp_path_factory, fm_cache) -> tuple[dict, Path]:
 
 def test_dann_record_carries_the_pair_axis_the_protocol_and_source_selection(dann) -> None:
     record, run_dir = dann
-    assert record["run_id"] == PAIR.format(method="dann", norm="bn")
-    assert (record["dataset"], record["model"], record["batch_size"]) == ("fmnist_fmnistm", "lenet", 8)
-    assert record["coordinates"] == {"method": "dann", "source": "fashion_mnist", "target": "fashion_mnist_m"}
+    assert record["run_id"] == PAIR.format(method="dann", norm="bn", batch=16)  # a joint pass normalizes 2 x 8
+    assert (record["dataset"], record["model"], record["batch_size"]) == ("fmnist_fmnistm", "lenet", 16)
+    assert record["per_domain_batch_size"] == 8 and record["lr_effective"] == pytest.approx(LR)
+    assert record["coordinates"] == {"method": "dann", "source": "fashion_mnist", "target": "fashion_mnist_m",
+                                     "per_domain_batch_size": 8}
     assert record["table_axis"] == {"key": "pair", "label": "source -> target", "coordinates": ["source", "target"],
                                     "batch_size_follows": False}
     assert (record["axis_value"], record["axis_label"], record["axis_average"]) == (
         "fashion_mnist->fashion_mnist_m", "F-MNIST→F-MNIST-M", True)
-    assert record["protocol"] == {"domain_batches": "joint"} and record["images_per_step"] == 16
+    assert record["protocol"] == {"domain_batches": "joint", "lr_scaling": "linear"} and record["images_per_step"] == 16
     assert record["selection"] == {"rule": "best source validation accuracy", "monitor": "val/source_acc", "mode": "max"}
-    assert record["primary_metric"] == "test/target_acc" and record["report_metrics"] == ["test/target_acc", "test/source_acc"]
+    assert record["primary_metric"] == "test/target_acc"
+    assert record["report_metrics"] == ["test/target_acc", "test/source_acc", "test/target_acc_adabn"]
     assert record["steps"] == STEPS and record["selected_epoch"] in (0, 1)
     for key in ("test/target_acc", "test/source_acc", "last/test/target_acc", "last/test/source_acc", "val/source_acc"):
         assert 0.0 <= record[key] <= 1.0
     assert record["val/source_acc"] >= record["last/val/source_acc"]
     assert not any("target" in k and k.startswith("val/") for k in record)  # no target validation at all
-    assert len(record["fashion_mnist_m_test_sha256"]) == 64 and "adabn" not in record
+    assert len(record["fashion_mnist_m_test_sha256"]) == 64 and record["adabn"].startswith("running statistics of 2")
+    assert 0 <= record["test/target_acc_adabn"] <= 1 and 0 <= record["last/test/target_acc_adabn"] <= 1
     rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
     logged = [(int(r["step"]), float(r["train/grl_coefficient"]), float(r["train/lr"])) for r in rows
               if r.get("train/grl_coefficient")]
     assert [s for s, _, _ in logged] == list(range(0, STEPS, 5))
     for step, coefficient, lr in logged:  # the ramp and the annealing read p = step / total steps
         assert coefficient == pytest.approx(grl_coefficient(step / STEPS), abs=1e-6)
-        assert lr == pytest.approx(0.01 * annealed_lr_factor(step / STEPS), rel=1e-6)
+        assert lr == pytest.approx(LR * annealed_lr_factor(step / STEPS), rel=1e-6)
     assert all(0 <= float(r["train/domain_acc"]) <= 1 for r in rows if r.get("train/domain_acc"))
     assert (run_dir / "domains.png").is_file()
 
@@ -129,8 +135,10 @@ def test_source_only_reports_adabn_where_the_norm_keeps_running_statistics(tmp_p
 def test_cdan_with_entropy_conditioning_and_separate_domain_batches(tmp_path: Path, fm_cache: Path) -> None:
     record = run(tmp_path, fm_cache, "--method", "cdan", "--cdan.entropy_conditioning", "true",
                  "--domain_batches", "separate", "--norm", "bgn:num_groups=4", "--trainer.epochs", "1")
-    assert record["protocol"] == {"domain_batches": "separate"} and record["coordinates"]["method"] == "cdan"
+    assert record["protocol"] == {"domain_batches": "separate", "lr_scaling": "linear"}
+    assert record["coordinates"]["method"] == "cdan" and record["batch_size"] == 8  # one domain per normalizing pass
     assert record["steps"] == 22 and 0 <= record["test/target_acc"] <= 1
+    assert 0 <= record["test/target_acc_adabn"] <= 1  # BGN keeps running statistics: AdaBN after CDAN too
 
 
 def test_oracle_trains_and_selects_on_labelled_target_data(tmp_path: Path, fm_cache: Path) -> None:
