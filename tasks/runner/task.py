@@ -44,6 +44,8 @@ class MetricSpec:
         unit: ``fraction`` (stored in [0, 1], shown in percent), ``percent``, ``count``, ``seconds`` or ``""``.
         primary: the metric of the main table (exactly one per task).
         interval: name of a metric holding this one's 95% half-width for the run (few-shot episodes), or None.
+        group: metrics with the same group share one table (the metric a second column level under each axis
+            value), e.g. few-shot's two norm modes; None: the metric's own table. In the declaration only when set.
     """
 
     name: str
@@ -52,10 +54,12 @@ class MetricSpec:
     unit: Unit = "fraction"
     primary: bool = False
     interval: str | None = None
+    group: str | None = None
 
     def declaration(self) -> dict[str, Any]:
-        return {"name": self.name, "label": self.label, "direction": self.direction, "unit": self.unit,
-                "primary": self.primary, "interval": self.interval}
+        out = {"name": self.name, "label": self.label, "direction": self.direction, "unit": self.unit,
+               "primary": self.primary, "interval": self.interval}
+        return out if self.group is None else {**out, "group": self.group}
 
 
 @dataclass(frozen=True)
