@@ -134,7 +134,7 @@ class RunConfig:
         norm: normalization spec, e.g. bn, gn, bgn:num_groups=4 (or a mapping {name: bgn, num_groups: 4}).
         batch_size: batch size per device; what it counts is the task's to say (see docs/tasks.md).
         seed: random seed of initialization, data order and augmentation.
-        profile: quick, full, paper or custom (recorded; set by the shipped configs).
+        profile: quick, medium, full, paper or custom (recorded; set by the shipped configs).
         out_dir: where run directories go.
         sweep: sweep name; runs then go to out_dir/<sweep>/<run_id>.
         run_name: directory name (default: derived from the task, its grid coordinates, norm, batch size and seed).
@@ -147,7 +147,7 @@ class RunConfig:
     norm: Union[str, dict[str, Any]] = "bn"
     batch_size: int = checked(128, positive_int)
     seed: int = checked(0, at_least(0))
-    profile: Literal["quick", "full", "paper", "custom"] = "custom"
+    profile: Literal["quick", "medium", "full", "paper", "custom"] = "custom"
     out_dir: str = "runs"
     sweep: Optional[str] = None
     run_name: Optional[str] = None

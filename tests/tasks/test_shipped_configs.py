@@ -44,7 +44,7 @@ def test_run_config_parses_checks_and_dry_runs(path: Path) -> None:
     task = get_task(path.parent.name)
     cfg = parse_config(task, ["--config", str(path)], raise_errors=True)
     checked = prepare(cfg, task)  # raises ConfigError on any problem, dry forward pass included
-    assert checked.profile in ("quick", "full", "paper", "custom")
+    assert checked.profile in ("quick", "medium", "full", "paper", "custom")
     small = prepare(dataclasses.replace(checked, batch_size=2), task)  # the dry pass at batch 2 as well
     assert small.batch_size == 2
 
