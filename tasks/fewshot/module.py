@@ -120,7 +120,7 @@ class FewShotModule(L.LightningModule):
         set_evaluation_modes(self.learner, self.norm_mode)  # type: ignore[arg-type]
         self.guard.capture()
         self.accuracies = {name: [] for name in names}
-        if self.second_mode and names != ["val"]:
+        if self.second_mode and self.second_evaluated and names != ["val"]:
             self.accuracies.update({second_set(name, self.second_mode): [] for name in names})
 
     def _evaluate(self, batch: tuple[Any, Tensor, Tensor], name: str) -> None:
@@ -160,14 +160,12 @@ class FewShotModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         for name in self.test_sets:
             self._summary(name, test_metric(name))
-            if self.second_mode:
-                other = second_set(name, self.second_mode)
-                if not self.second_evaluated:  # the same computation (no layer uses batch statistics): same values
-                    self.accuracies[other] = list(self.accuracies[name])
-                self._summary(other, test_metric(name, self.second_mode))
+            if self.second_mode:  # not evaluated: the same computation (no layer uses batch statistics), same set
+                source = second_set(name, self.second_mode) if self.second_evaluated else name
+                self._summary(source, test_metric(name, self.second_mode))
         if self.trainer.is_global_zero:
             datamodule = getattr(self.trainer, "datamodule", None)
             hashes = datamodule.episode_hashes() if hasattr(datamodule, "episode_hashes") else {}
-            if self.second_mode:  # the second mode's rows are the same episodes
+            if self.second_mode and self.second_evaluated:  # the second mode's rows are the same episodes
                 hashes.update({second_set(n, self.second_mode): h for n, h in list(hashes.items()) if n != "val"})
             write_episode_accuracies(Path(self.trainer.default_root_dir) / EPISODE_FILE, self.accuracies, hashes)

@@ -46,8 +46,9 @@ def test_protonet_run_writes_the_fewshot_record(tmp_path: Path) -> None:
                                     "batch_size_follows": True}
     assert (record["axis_value"], record["axis_label"]) == ("5w1s", "5-way 1-shot")
     assert record["metric_declarations"][0] == {
-        "name": "test/acc", "label": "mean accuracy over the fixed test episodes", "direction": "max",
-        "unit": "fraction", "primary": True, "interval": "test/acc_ci95"}
+        "name": "test/acc", "label": "mean accuracy over the fixed test episodes, running (configured)",
+        "direction": "max", "unit": "fraction", "primary": True, "interval": "test/acc_ci95", "group": "norm_mode"}
+    assert record["metric_declarations"][1]["name"] == "test/transductive_acc"  # BGN: both modes reported
     assert record["selection"]["monitor"] == "val/acc" and record["steps"] == 6
     assert outcome.run_dir.name == "fewshot-fashion_mnist_rot-conv4w16-method=protonet-ways=5-shots=1-bgn_num_groups=1-bs20-s0"
     accuracies = read_episode_accuracies(outcome.run_dir / EPISODE_FILE)
@@ -80,7 +81,8 @@ def test_maml_normalizes_the_support_set_alone_and_tests_cross_domain(tmp_path: 
     record = record_of(outcome.run_dir)
     assert record["batch_size"] == 5 and record["protocol"]["forward"] == "separate"
     assert record["protocol"]["norm_mode"] == "transductive" and "Finn et al." in record["protocol_source"]
-    assert [d["name"] for d in record["metric_declarations"]] == ["test/acc", "test/digits_acc"]
+    assert [d["name"] for d in record["metric_declarations"]] == ["test/acc", "test/running_acc", "test/digits_acc",
+                                                                   "test/digits_running_acc"]
     assert 0 <= record["test/digits_acc"] <= 1 and record["test/digits_acc_ci95"] >= 0
     assert len(read_episode_accuracies(outcome.run_dir / EPISODE_FILE, "digits")) == 6
     joint = tiny(tmp_path, "--method", "maml", "--norm", "bn", "--forward", "joint")
