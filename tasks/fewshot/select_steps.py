@@ -126,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", choices=["val", "test"], default="val", dest="episode_set",
                         help="episodes to evaluate (choose on val; test only to report at a chosen count)")
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    parser.add_argument("--modes", choices=["both", "configured"], default="both",
+                        help="norm modes to evaluate: the run's two (batch-statistics norms) or the configured one")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
@@ -139,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for run_dir in args.runs:
             cfg, module, datamodule = load_run(run_dir, args.checkpoint)
             second = other_norm_mode(cfg)
-            modes = [norm_mode_of(cfg)] + ([second.mode] if second is not None and second.evaluated else [])
+            both = args.modes == "both" and second is not None and second.evaluated
+            modes = [norm_mode_of(cfg)] + ([second.mode] if both and second is not None else [])
             accuracy = steps_accuracies(module, datamodule.eval_sets[args.episode_set], steps, modes)  # type: ignore
             results.append(RunSteps(run_dir.name, str(cfg.norm), cfg.seed, norm_mode_of(cfg), accuracy))
             print(f"{run_dir.name}: done", file=sys.stderr, flush=True)

@@ -20,7 +20,6 @@ from .metrics import EPISODE_FILE, test_metric
 from .models import Conv4, Conv4Classifier, conv4_name
 from .protocol import (
     REFERENCE,
-    other_norm_mode,
     filters_of,
     forward_of,
     keeps_no_running_stats,
@@ -28,6 +27,7 @@ from .protocol import (
     method_section,
     norm_mode_of,
     normalization_batch,
+    other_norm_mode,
 )
 
 __all__ = ["FewShotTask", "FEWSHOT", "WAYS_SHOTS_AXIS"]

@@ -9,18 +9,19 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from test_fewshot_runs import record_of, tiny
 
 from normlayers import find_norm_layers
+from tasks.fewshot import metrics, mode_gap
 from tasks.fewshot.data.episodes import FixedTaskset, fixed_episode_indices, meta_dataset
 from tasks.fewshot.data.fashion_rot import load_fashion_rot
-from tasks.fewshot.metrics import EPISODE_FILE, read_episode_accuracies, test_metric
+from tasks.fewshot.metrics import EPISODE_FILE, read_episode_accuracies
 from tasks.fewshot.module import FewShotModule
 from tasks.fewshot.protocol import BufferGuard, other_norm_mode, set_evaluation_modes
-from tasks.fewshot.select_steps import load_run, main as select_main, steps_accuracies
+from tasks.fewshot.select_steps import load_run, steps_accuracies
+from tasks.fewshot.select_steps import main as select_main
 from tasks.fewshot.task import FEWSHOT
 from tasks.runner.run import execute
-
-from test_fewshot_runs import record_of, tiny
 
 SPLIT = load_fashion_rot(None, "test", 0, 20)
 TASKS = FixedTaskset(meta_dataset(SPLIT), fixed_episode_indices(SPLIT, 5, 1 + 3, 2, seed=0, split_code=2))
@@ -50,8 +51,8 @@ def test_the_second_mode_comes_from_the_registry(tmp_path: Path, method: str, no
 
 
 def test_metric_names() -> None:
-    assert [test_metric("test"), test_metric("test", "running"), test_metric("digits"),
-            test_metric("digits", "transductive")] == \
+    name = metrics.test_metric  # imported as a module attribute: pytest would collect a bare test_* function
+    assert [name("test"), name("test", "running"), name("digits"), name("digits", "transductive")] == \
         ["test/acc", "test/running_acc", "test/digits_acc", "test/digits_transductive_acc"]
 
 
@@ -176,3 +177,28 @@ def test_select_steps_refuses_protonet_in_one_line(tmp_path: Path, capsys) -> No
     outcome = execute(tiny(tmp_path, "--norm", "bn"), FEWSHOT)
     assert select_main([str(outcome.run_dir)]) == 2
     assert capsys.readouterr().err.strip().endswith("protonet has no adaptation steps (maml and anil do)")
+
+
+# ----------------------------------------------------------------------------- the gap over seeds
+
+
+def _record(norm: str, seed: int, transductive: float, running: float, copied: bool = False) -> dict:
+    second = "test/running_acc (= test/acc: no layer uses batch statistics)" if copied else "test/running_acc"
+    return {"task": "fewshot", "status": "finished", "norm_label": norm, "seed": seed, "axis_value": "5w1s",
+            "coordinates": {"method": "maml", "ways": 5, "shots": 1}, "test/acc": transductive,
+            "test/running_acc": running, "test_norm_modes": {"transductive": "test/acc", "running": second}}
+
+
+def test_mode_gap_pairs_within_runs_and_takes_the_seed_as_the_unit(tmp_path: Path, capsys) -> None:
+    records = [_record("BN", s, 0.5 + 0.01 * s, 0.4) for s in (0, 1, 2)] + [_record("GN", 0, 0.5, 0.5, copied=True)]
+    gaps = mode_gap.gaps_by_norm(records)
+    assert list(gaps) == [("BN", "maml", "5w1s")]  # GN's copy is no measurement
+    assert gaps[("BN", "maml", "5w1s")] == pytest.approx({0: 0.10, 1: 0.11, 2: 0.12})
+    mean, half = mode_gap.mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-6)  # t(0.975, 2) * sd / sqrt(n)
+    for i, r in enumerate(records):
+        (tmp_path / f"run{i}").mkdir()
+        (tmp_path / f"run{i}" / "result.json").write_text(json.dumps(r))
+    assert mode_gap.main([str(tmp_path)]) == 0
+    row = capsys.readouterr().out.splitlines()[2]
+    assert row.startswith("| BN | maml | 5w1s | 3 | s0: +10.00, s1: +11.00, s2: +12.00 | +11.00 | [+8.52, +13.48] |")
