@@ -64,8 +64,9 @@ def test_every_norm_and_seed_is_tested_on_the_same_episodes(tmp_path: Path) -> N
     b = execute(tiny(tmp_path, "--norm", "gn", "--seed", "1"), FEWSHOT)
     ra, rb = record_of(a.run_dir), record_of(b.run_dir)
     assert ra["test_episodes_sha256"] == rb["test_episodes_sha256"] and ra["val_episodes_sha256"] == rb["val_episodes_sha256"]
-    rows = [(a.run_dir / EPISODE_FILE).read_text().splitlines(), (b.run_dir / EPISODE_FILE).read_text().splitlines()]
-    assert [r.split(",")[1] for r in rows[0]] == [r.split(",")[1] for r in rows[1]]  # paired episode by episode
+    # the "test" sets pair episode by episode (BN's file also holds its second mode, test/transductive)
+    rows = [[r for r in (run.run_dir / EPISODE_FILE).read_text().splitlines() if r.startswith("test,")] for run in (a, b)]
+    assert len(rows[0]) == 6 and [r.split(",")[1] for r in rows[0]] == [r.split(",")[1] for r in rows[1]]
     assert read_episode_accuracies(a.run_dir / EPISODE_FILE) != read_episode_accuracies(b.run_dir / EPISODE_FILE)
     # the reporter's few-shot table: a ways/shots column, mean ± the run's 95% CI over episodes
     assert run_cli("report", str(tmp_path), "--out", str(tmp_path / "report")) == 0
@@ -164,6 +165,9 @@ def run_cli(*args: str) -> int:
         (["--data.images_per_class", "7000"], "Fashion-MNIST's training file has 6000 images per class"),
         (["--norm", "bgn:num_groups=128"], "num_groups=128 does not divide"),
         (["--trainer.devices", "2", "--trainer.accelerator", "cpu"], "fewshot runs on one device"),
+        (["--data.name", "cifar_fs", "--data.split", "base_6_2_2"],
+         "data.split=base_6_2_2 names a split of fashion_mnist_rot; cifar_fs has one split"),
+        (["--data.split", "base_5_1_4"], "data.split"),
     ],
 )
 def test_bad_configurations_are_refused_before_a_run_directory_exists(tmp_path: Path, capsys, args, message) -> None:
