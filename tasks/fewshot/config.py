@@ -32,6 +32,10 @@ class FewShotDataConfig:
             other sets use every image they have.
         cross_domain: none, or digits: also meta-test on UCI digit episodes (metric test/digits_acc); needs 1x28x28
             inputs (fashion_mnist_rot, omniglot).
+        split: the named class split of fashion_mnist_rot: base_4_2_4 (default: train T-shirt, Trouser, Dress,
+            Sandal; validation Pullover, Bag; test Coat, Shirt, Sneaker, Ankle boot) or base_6_2_2 (the split of
+            earlier records: test Bag and Ankle boot only); null: the data set's default. The other sets have one
+            split (their benchmark's).
     """
 
     name: Literal["fashion_mnist_rot", "cifar_fs", "omniglot", "mini_imagenet"] = "fashion_mnist_rot"
@@ -39,6 +43,7 @@ class FewShotDataConfig:
     seed: int = checked(0, non_negative_int)
     images_per_class: int = checked(600, at_least(2))
     cross_domain: Literal["none", "digits"] = "none"
+    split: Optional[Literal["base_4_2_4", "base_6_2_2"]] = None
 
 
 @dataclass

@@ -19,6 +19,8 @@ query part); ``"separate"`` sends them apart. See :mod:`tasks.fewshot.protocol`.
 
 from __future__ import annotations
 
+from typing import Callable, Iterator, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -97,8 +99,31 @@ class _InnerLoop(EpisodicLearner):
             return net(torch.cat([episode.support, episode.query]))[len(episode.support):]
         return net(episode.query)
 
-    def _query_logits(self, episode: Episode, steps: int, evaluating: bool) -> Tensor:
+    def _adapt_steps(self, episode: Episode, steps: int, evaluating: bool) -> Iterator[Callable[[], Tensor]]:
+        """Adapt a fresh clone ``steps`` times; after each step, yield a call giving the query logits."""
         raise NotImplementedError
+
+    def _query_logits(self, episode: Episode, steps: int, evaluating: bool) -> Tensor:
+        query: Callable[[], Tensor] | None = None
+        for query in self._adapt_steps(episode, steps, evaluating):
+            pass
+        assert query is not None, "steps must be >= 1"
+        return query()
+
+    def accuracies_by_steps(self, episode: Episode, steps: Sequence[int]) -> dict[int, float]:
+        """Query accuracy after each of ``steps`` adaptation steps, from one adaptation of ``max(steps)`` steps.
+
+        Equal to :meth:`evaluate` with ``test_steps`` set to each (a query forward changes nothing the next
+        adaptation step reads: batch-statistics layers in train mode never read their running buffers, and in
+        eval mode never write them); the test-time step selection uses it to try many counts at the cost of one.
+        """
+        wanted, out = set(steps), {}
+        with torch.enable_grad():
+            for k, query in enumerate(self._adapt_steps(episode, max(wanted), evaluating=True), start=1):
+                if k in wanted:
+                    with torch.no_grad():
+                        out[k] = accuracy(query(), episode.query_labels)
+        return out
 
     def meta_loss(self, episode: Episode) -> Tensor:
         return F.cross_entropy(self._query_logits(episode, self.train_steps, evaluating=False), episode.query_labels)
@@ -117,12 +142,12 @@ class MAML(_InnerLoop):
         self.adaptive = l2l.algorithms.MAML(Conv4Classifier(in_channels, filters, norm, image_size, ways), lr=inner_lr,
                                             first_order=first_order)
 
-    def _query_logits(self, episode: Episode, steps: int, evaluating: bool) -> Tensor:
+    def _adapt_steps(self, episode: Episode, steps: int, evaluating: bool) -> Iterator[Callable[[], Tensor]]:
         # At evaluation, first order: the adapted weights are the same and no meta-gradient is taken.
         learner = self.adaptive.clone(first_order=True if evaluating else None)
         for _ in range(steps):
             learner.adapt(F.cross_entropy(self._support(learner, episode), episode.support_labels))
-        return self._query(learner, episode)
+            yield lambda: self._query(learner, episode)
 
 
 class ANIL(_InnerLoop):
@@ -133,10 +158,10 @@ class ANIL(_InnerLoop):
         self.adaptive = l2l.algorithms.MAML(nn.Linear(feature_size(filters, image_size), ways), lr=inner_lr,
                                             first_order=first_order)
 
-    def _query_logits(self, episode: Episode, steps: int, evaluating: bool) -> Tensor:
+    def _adapt_steps(self, episode: Episode, steps: int, evaluating: bool) -> Iterator[Callable[[], Tensor]]:
         with torch.set_grad_enabled(not evaluating):  # at evaluation the body is fixed: only the head adapts
             support, query = _through(self.body, episode, self.joint)
         head = self.adaptive.clone(first_order=True if evaluating else None)
         for _ in range(steps):
             head.adapt(F.cross_entropy(head(support), episode.support_labels))
-        return head(query)
+            yield lambda: head(query)

@@ -1,4 +1,4 @@
-"""Episode accuracies: the mean, its 95% confidence interval, and the per-episode file beside the record."""
+"""Episode accuracies: metric names, the mean, its 95% confidence interval, and the per-episode file beside the record."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["ci95", "write_episode_accuracies", "read_episode_accuracies", "EPISODE_FILE"]
+__all__ = ["ci95", "write_episode_accuracies", "read_episode_accuracies", "EPISODE_FILE", "test_metric", "second_set"]
 
 EPISODE_FILE = "test_episodes.csv"
 
@@ -46,3 +46,17 @@ def read_episode_accuracies(path: Path, name: str = "test") -> list[float]:
     with open(path, newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["set"] == name]
     return [float(r["accuracy"]) for r in sorted(rows, key=lambda r: int(r["episode"]))]
+
+
+def test_metric(name: str, mode: str | None = None) -> str:
+    """The metric of a test episode set: ``test/acc`` in-domain, ``test/digits_acc`` cross-domain.
+
+    ``mode`` names the second norm mode: ``test/running_acc``, ``test/digits_running_acc``.
+    """
+    middle = "" if name == "test" else f"{name}_"
+    return f"test/{middle}{mode + '_' if mode else ''}acc"
+
+
+def second_set(name: str, mode: str) -> str:
+    """The episode-file set of a test set evaluated in the second norm mode (``test/running``)."""
+    return f"{name}/{mode}"

@@ -9,6 +9,12 @@ after each episode (:class:`~tasks.fewshot.protocol.BufferGuard`), and logs the
 mean accuracy and its 95% interval over the episodes; the per-episode test
 accuracies go to ``outcomes.json`` (through ``item_outcomes``) and, for readers
 of older records, to ``test_episodes.csv`` in the run directory.
+
+With ``second_mode`` every test episode is also evaluated in the other norm
+mode, right after the configured one and from the same buffers
+(:func:`~tasks.fewshot.protocol.other_norm_mode` says when), and logged as
+``test/<mode>_acc``; its episode rows are the set ``<name>/<mode>``, and its
+per-episode accuracies sit beside the configured mode's in ``outcomes.json``.
 """
 
 from __future__ import annotations
@@ -26,15 +32,10 @@ from ..runner.outcomes import ItemOutcomes
 from ..runner.step_logging import check_and_log_train_loss
 from .data.episodes import Episode, split_episode
 from .methods import ANIL, MAML, EpisodicLearner, ProtoNet
-from .metrics import EPISODE_FILE, ci95, write_episode_accuracies
+from .metrics import EPISODE_FILE, ci95, second_set, test_metric, write_episode_accuracies
 from .protocol import BufferGuard, set_evaluation_modes
 
 __all__ = ["FewShotModule", "build_learner", "test_metric"]
-
-
-def test_metric(name: str) -> str:
-    """The metric of a test episode set: ``test/acc`` in-domain, ``test/digits_acc`` cross-domain."""
-    return "test/acc" if name == "test" else f"test/{name}_acc"
 
 
 def build_learner(method: str, *, in_channels: int, filters: int, norm: str, image_size: int, ways: int, joint: bool,
@@ -72,6 +73,8 @@ class FewShotModule(L.LightningModule):
         inner: dict[str, Any] | None = None,
         test_sets: list[str] | None = None,
         weight_standardization: bool = False,
+        second_mode: str | None = None,
+        second_evaluated: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # plain values only: checkpoints load with weights_only=True
@@ -80,6 +83,7 @@ class FewShotModule(L.LightningModule):
                                      image_size=image_size, ways=ways, joint=forward == "joint", inner=inner,
                                      weight_standardization=weight_standardization)
         self.ways, self.shots, self.norm_mode = ways, shots, norm_mode
+        self.second_mode, self.second_evaluated = second_mode, second_evaluated
         self.test_sets = list(test_sets or ["test"])
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
@@ -120,6 +124,8 @@ class FewShotModule(L.LightningModule):
         set_evaluation_modes(self.learner, self.norm_mode)  # type: ignore[arg-type]
         self.guard.capture()
         self.accuracies = {name: [] for name in names}
+        if self.second_mode and self.second_evaluated and names != ["val"]:
+            self.accuracies.update({second_set(name, self.second_mode): [] for name in names})
 
     def _evaluate(self, batch: tuple[Any, Tensor, Tensor], name: str) -> None:
         index, images, labels = batch
@@ -148,13 +154,28 @@ class FewShotModule(L.LightningModule):
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self.test_sets[dataloader_idx]
         self._evaluate(batch, name)
-        self.item_outcomes.add(name, values={test_metric(name): self.accuracies[name][-1][1]},
-                               dataloader_idx=dataloader_idx)
+        accuracy = self.accuracies[name][-1][1]
+        values = {test_metric(name): accuracy}
+        if self.second_mode and self.second_evaluated:
+            set_evaluation_modes(self.learner, self.second_mode)  # type: ignore[arg-type]
+            try:
+                self._evaluate(batch, second_set(name, self.second_mode))
+            finally:
+                set_evaluation_modes(self.learner, self.norm_mode)  # type: ignore[arg-type]
+            values[test_metric(name, self.second_mode)] = self.accuracies[second_set(name, self.second_mode)][-1][1]
+        elif self.second_mode:  # the same computation in both modes (no batch statistics): the metric is a copy
+            values[test_metric(name, self.second_mode)] = accuracy
+        self.item_outcomes.add(name, values=values, dataloader_idx=dataloader_idx)
 
     def on_test_epoch_end(self) -> None:
         for name in self.test_sets:
             self._summary(name, test_metric(name))
+            if self.second_mode:  # not evaluated: the same computation (no layer uses batch statistics), same set
+                source = second_set(name, self.second_mode) if self.second_evaluated else name
+                self._summary(source, test_metric(name, self.second_mode))
         if self.trainer.is_global_zero:
             datamodule = getattr(self.trainer, "datamodule", None)
             hashes = datamodule.episode_hashes() if hasattr(datamodule, "episode_hashes") else {}
+            if self.second_mode and self.second_evaluated:  # the second mode's rows are the same episodes
+                hashes.update({second_set(n, self.second_mode): h for n, h in list(hashes.items()) if n != "val"})
             write_episode_accuracies(Path(self.trainer.default_root_dir) / EPISODE_FILE, self.accuracies, hashes)

@@ -16,6 +16,25 @@ both are explicit, recorded, and the same for every norm of a comparison:
 
 Each method gets its reference behaviour by default; the config overrides it.
 
+Both modes side by side (TaskNorm, Bronskill et al., 2020): ``transductive``
+gives a batch-statistics norm information that GN and LN never get, the
+statistics of all test queries at once. So the test episodes are evaluated in
+*both* modes in one run for every norm whose registry metadata says it uses
+batch statistics and keeps running ones (:func:`other_norm_mode`): ``test/acc``
+in the configured mode and ``test/<other>_acc`` in the other, the same trained
+weights on the same episodes, paired by construction. For a norm without batch
+statistics the two modes are the same computation (the same layers in the same
+mode), so the second metric is the first's value, not evaluated twice.
+Validation and checkpoint selection use the configured mode only.
+
+What ``running`` means per method: ProtoNet and ANIL embed with the
+network in eval mode, its running statistics accumulated over meta-training's
+joint (ProtoNet) or separate support and query (ANIL) forwards. For MAML a
+clone shares its base model's running buffers and copies its ``training``
+flag when it is made: in meta-training every support forward (base weights) and
+every query forward (adapted weights) of every task moves the one set of running
+statistics, and a running-mode test clone adapts and predicts with them.
+
 Evaluation never changes the model that the next episode starts from. A MAML
 clone shares the base model's running buffers (learn2learn clones parameters,
 not buffers), so one train-mode adapt-and-forward moves the base model's
@@ -40,11 +59,13 @@ from .config import FewShotConfig, OuterLoopConfig
 
 __all__ = [
     "Reference", "REFERENCE", "forward_of", "norm_mode_of", "method_section", "meta_batch_of", "filters_of",
-    "normalization_batch", "set_evaluation_modes", "BufferGuard", "keeps_no_running_stats",
+    "normalization_batch", "set_evaluation_modes", "BufferGuard", "keeps_no_running_stats", "SecondMode",
+    "other_norm_mode", "NORM_MODES",
 ]
 
 Forward = Literal["joint", "separate"]
 NormMode = Literal["transductive", "running"]
+NORM_MODES: tuple[NormMode, NormMode] = ("transductive", "running")
 
 
 @dataclass(frozen=True)
@@ -103,6 +124,32 @@ def keeps_no_running_stats(norm: str) -> bool:
     if not resolved.entry.uses_batch_stats:
         return False
     return not resolved.entry.keeps_running_stats or resolved.kwargs.get("track_running_stats") is False
+
+
+@dataclass(frozen=True)
+class SecondMode:
+    """The norm mode reported beside the configured one.
+
+    Attributes:
+        mode: ``transductive`` or ``running`` (the one not configured).
+        evaluated: the test episodes run a second time in it; False when no layer uses batch statistics, so both
+            modes put every layer in the same mode and the second metric is the first's value.
+    """
+
+    mode: NormMode
+    evaluated: bool
+
+
+def other_norm_mode(cfg: FewShotConfig) -> SecondMode | None:
+    """The second test mode of a run, or None when the norm keeps no running statistics (running is impossible)."""
+    mode = norm_mode_of(cfg)
+    other: NormMode = "running" if mode == "transductive" else "transductive"
+    resolved = resolve_norm(str(cfg.norm))
+    if not resolved.entry.uses_batch_stats:
+        return SecondMode(other, evaluated=False)
+    if keeps_no_running_stats(str(cfg.norm)):
+        return None
+    return SecondMode(other, evaluated=True)
 
 
 def set_evaluation_modes(net: nn.Module, norm_mode: NormMode) -> None:

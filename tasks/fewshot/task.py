@@ -15,8 +15,8 @@ from ..runner.world import world_size_of
 from .config import FewShotConfig, InnerLoopConfig
 from .data.base import FewShotDataset
 from .data.fashion_rot import MAX_IMAGES_PER_CLASS
-from .data.registry import CROSS_DOMAIN, FEWSHOT_DATASETS, data_root
-from .metrics import EPISODE_FILE
+from .data.registry import CROSS_DOMAIN, SPLIT_NAMES, data_root, fewshot_dataset, split_name
+from .metrics import EPISODE_FILE, test_metric
 from .models import Conv4, Conv4Classifier, conv4_name
 from .protocol import (
     REFERENCE,
@@ -27,6 +27,7 @@ from .protocol import (
     method_section,
     norm_mode_of,
     normalization_batch,
+    other_norm_mode,
 )
 
 __all__ = ["FewShotTask", "FEWSHOT", "WAYS_SHOTS_AXIS"]
@@ -39,9 +40,14 @@ def _cfg(cfg: RunConfig) -> FewShotConfig:
     return cfg
 
 
+def _dataset(cfg: FewShotConfig) -> FewShotDataset:
+    """The meta-training data set with the run's class split."""
+    return fewshot_dataset(cfg.data.name, cfg.data.split)
+
+
 def _datasets(cfg: FewShotConfig) -> list[tuple[FewShotDataset, tuple[str, ...]]]:
     """(data set, its splits used) for the run: the meta-splits, and a cross-domain test set if asked for."""
-    out = [(FEWSHOT_DATASETS[cfg.data.name], ("train", "validation", "test"))]
+    out = [(_dataset(cfg), ("train", "validation", "test"))]
     if cfg.data.cross_domain != "none":
         out.append((CROSS_DOMAIN[cfg.data.cross_domain], ("test",)))
     return out
@@ -76,12 +82,21 @@ class FewShotTask(Task):
         return AxisPoint(f"{c.ways}w{c.shots}s", f"{c.ways}-way {c.shots}-shot", c.ways * 1000 + c.shots)
 
     def metrics(self, cfg: RunConfig) -> tuple[MetricSpec, ...]:
+        """``test/acc`` (configured norm mode), the other mode's ``test/<mode>_acc`` beside it, then cross-domain."""
         c = _cfg(cfg)
-        specs = [MetricSpec("test/acc", "mean accuracy over the fixed test episodes", primary=True,
-                            interval="test/acc_ci95")]
+        mode, second = norm_mode_of(c), other_norm_mode(c)
+        sets = [("test", "mean accuracy over the fixed test episodes")]
         if c.data.cross_domain != "none":
-            specs.append(MetricSpec(f"test/{c.data.cross_domain}_acc", f"cross-domain ({c.data.cross_domain}) "
-                                    "mean episode accuracy", interval=f"test/{c.data.cross_domain}_acc_ci95"))
+            sets.append((c.data.cross_domain, f"cross-domain ({c.data.cross_domain}) mean episode accuracy"))
+        specs = []
+        for name, label in sets:
+            group = None if second is None else ("norm_mode" if name == "test" else f"{name}_norm_mode")
+            metric = test_metric(name)
+            specs.append(MetricSpec(metric, label if second is None else f"{label}, {mode} (configured)",
+                                    primary=name == "test", interval=f"{metric}_ci95", group=group))
+            if second is not None:
+                other = test_metric(name, second.mode)
+                specs.append(MetricSpec(other, f"{label}, {second.mode}", interval=f"{other}_ci95", group=group))
         return tuple(specs)
 
     def selection(self, cfg: RunConfig) -> SelectionRule:
@@ -117,6 +132,10 @@ class FewShotTask(Task):
 
     def validate(self, cfg: RunConfig) -> None:
         c = _cfg(cfg)
+        if c.data.split is not None and c.data.split not in SPLIT_NAMES.get(c.data.name, ()):
+            raise ConfigError(f"data.split={c.data.split} names a split of "
+                              f"{', '.join(n for n, s in SPLIT_NAMES.items() if c.data.split in s)}; {c.data.name} has "
+                              "one split (its benchmark's): leave data.split unset")
         if world_size_of(c) > 1:
             raise ConfigError("fewshot runs on one device (trainer.devices=1, trainer.num_nodes=1): an episode is the "
                               "normalization batch, and tasks are drawn from one process's random state")
@@ -124,10 +143,10 @@ class FewShotTask(Task):
             raise ConfigError(f"data.images_per_class={c.data.images_per_class}: Fashion-MNIST's training file has "
                               f"{MAX_IMAGES_PER_CLASS} images per class")
         for dataset, splits in _datasets(c):
-            if dataset.input_shape != FEWSHOT_DATASETS[c.data.name].input_shape:
+            if dataset.input_shape != _dataset(c).input_shape:
                 raise ConfigError(f"data.cross_domain={dataset.name} needs {'x'.join(map(str, dataset.input_shape))} "
                                   f"inputs like its meta-training set; {c.data.name} has "
-                                  f"{'x'.join(map(str, FEWSHOT_DATASETS[c.data.name].input_shape))}")
+                                  f"{'x'.join(map(str, _dataset(c).input_shape))}")
             for split in splits:
                 self._check_split(c, dataset, split)
         if norm_mode_of(c) == "running" and keeps_no_running_stats(str(c.norm)):
@@ -151,11 +170,11 @@ class FewShotTask(Task):
             dataset.locate(data_root(c.data.root, dataset))
 
     def input_shape(self, cfg: RunConfig) -> tuple[int, ...]:
-        return FEWSHOT_DATASETS[_cfg(cfg).data.name].input_shape
+        return _dataset(_cfg(cfg)).input_shape
 
     def build_network(self, cfg: RunConfig) -> nn.Module:
         c = _cfg(cfg)
-        channels, size, _ = FEWSHOT_DATASETS[c.data.name].input_shape
+        channels, size, _ = _dataset(c).input_shape
         if c.method == "maml":
             return Conv4Classifier(channels, filters_of(c), str(c.norm), size, c.ways, c.model.weight_standardization)
         return Conv4(channels, filters_of(c), str(c.norm), c.model.weight_standardization)
@@ -167,7 +186,7 @@ class FewShotTask(Task):
         from .module import FewShotModule
 
         c = _cfg(cfg)
-        dataset = FEWSHOT_DATASETS[c.data.name]
+        dataset = _dataset(c)
         settings = EpisodeSettings(
             ways=c.ways, shots=c.shots, queries=c.queries, test_queries=c.episodes.test_queries,
             meta_batch=meta_batch_of(c), steps_per_epoch=c.steps_per_epoch, val_episodes=c.episodes.val_episodes,
@@ -176,11 +195,13 @@ class FewShotTask(Task):
         section = method_section(c)
         inner = dataclasses.asdict(section) if isinstance(section, InnerLoopConfig) else None
         test_sets = ["test"] + ([c.data.cross_domain] if c.data.cross_domain != "none" else [])
+        second = other_norm_mode(c)
         module = FewShotModule(
             norm=str(c.norm), method=c.method, ways=c.ways, shots=c.shots, in_channels=dataset.channels,
             image_size=dataset.image_size, filters=filters_of(c), forward=forward_of(c), norm_mode=norm_mode_of(c),
             mean=list(dataset.mean), std=list(dataset.std), lr=section.lr, lr_halve_every=section.lr_halve_every,
-            inner=inner, test_sets=test_sets, weight_standardization=c.model.weight_standardization)
+            inner=inner, test_sets=test_sets, weight_standardization=c.model.weight_standardization,
+            second_mode=None if second is None else second.mode, second_evaluated=second is not None and second.evaluated)
         return module, FewShotDataModule(dataset, settings)
 
     def stage_outputs(self, cfg: RunConfig, stage: Stage, module: L.LightningModule) -> dict[str, Any]:
@@ -194,8 +215,20 @@ class FewShotTask(Task):
             "val_episodes": c.episodes.val_episodes,
             "episode_file": EPISODE_FILE,
             "protocol_source": REFERENCE[c.method].source,
+            "data_split": split_name(c.data.name, c.data.split),
+            "test_norm_modes": self.norm_mode_metrics(c),
         }
         out.update({f"{name}_episodes_sha256": digest for name, digest in hashes.items()})
+        return out
+
+    @staticmethod
+    def norm_mode_metrics(c: FewShotConfig) -> dict[str, str]:
+        """{norm mode: its in-domain test metric}; a copied second mode says so (``same as test/acc: ...``)."""
+        out = {norm_mode_of(c): "test/acc"}
+        second = other_norm_mode(c)
+        if second is not None:
+            metric = test_metric("test", second.mode)
+            out[second.mode] = metric if second.evaluated else f"{metric} (= test/acc: no layer uses batch statistics)"
         return out
 
     def shrink(self, cfg: RunConfig) -> RunConfig:

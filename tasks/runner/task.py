@@ -44,7 +44,8 @@ class MetricSpec:
         unit: ``fraction`` (stored in [0, 1], shown in percent), ``percent``, ``count``, ``seconds`` or ``""``.
         primary: the metric of the main table (exactly one per task).
         interval: name of a metric holding this one's 95% half-width for the run (few-shot episodes), or None.
-        group: metrics of one task with the same group share one table (adversarial: "robustness"), or None.
+        group: metrics of one task with the same group share one table (adversarial: "robustness", few-shot's two
+            norm modes: "norm_mode"), the metric a second column level under each axis value; None: its own table.
         short: a short header for that table and the summary ("FGSM"); the label when None.
         kind: ``result`` or ``cost`` (wall time, parameters, throughput: shown, never marked best).
     """

@@ -17,23 +17,38 @@ from data_fixtures import write_cifar_batch
 from tasks.data.errors import DataCorruptError, DataMissingError
 from tasks.fewshot.data import cifar_fs, mini_imagenet, omniglot
 from tasks.fewshot.data.digits import DIGITS, load_digits_split
-from tasks.fewshot.data.fashion_rot import BASE_CLASSES, FASHION_MNIST_ROT, load_fashion_rot
+from tasks.fewshot.data.fashion_rot import BASE_SPLITS, DEFAULT_SPLIT, FASHION_MNIST_ROT, fashion_rot, load_fashion_rot
 
 # ----------------------------------------------------------------------------- embedded sets
 
 
-def test_rotation_classes_are_split_by_base_class() -> None:
-    splits = {s: load_fashion_rot(None, s, 0, 30) for s in ("train", "validation", "test")}
-    assert {s: split.num_classes for s, split in splits.items()} == {"train": 24, "validation": 8, "test": 8}
+@pytest.mark.parametrize("split_name, sizes, test_bases", [
+    ("base_4_2_4", {"train": 16, "validation": 8, "test": 16}, {"Coat", "Shirt", "Sneaker", "Ankle boot"}),
+    ("base_6_2_2", {"train": 24, "validation": 8, "test": 8}, {"Bag", "Ankle boot"}),
+])
+def test_rotation_classes_are_split_by_base_class(split_name: str, sizes: dict, test_bases: set) -> None:
+    splits = {s: load_fashion_rot(None, s, 0, 30, split_name) for s in ("train", "validation", "test")}
+    assert {s: split.num_classes for s, split in splits.items()} == sizes == fashion_rot(split_name).classes
     bases = {s: {name.split("@")[0] for name in split.class_names} for s, split in splits.items()}
+    # disjoint garments across train/validation/test, all ten used
     assert not (bases["train"] & bases["validation"] or bases["train"] & bases["test"] or bases["validation"] & bases["test"])
-    assert bases["test"] == {"Bag", "Ankle boot"} and len(bases["train"]) == len(BASE_CLASSES["train"])
+    assert len(bases["train"] | bases["validation"] | bases["test"]) == 10
+    assert bases["test"] == test_bases and len(bases["train"]) == len(BASE_SPLITS[split_name]["train"])
+    images = {s: {bytes(img.numpy()) for img in split.images} for s, split in splits.items()}
+    assert not (images["train"] & images["test"] or images["validation"] & images["test"])  # no image shared
     test = splits["test"]
-    assert test.class_sizes().tolist() == [30] * 8 and test.images.shape == (240, 1, 28, 28)
+    assert test.class_sizes().tolist() == [30] * sizes["test"] and test.images.shape == (30 * sizes["test"], 1, 28, 28)
     # class k*4 + r holds the images of class k*4 turned by r quarter turns, in the same order
     upright, turned = test.images[test.labels == 4], test.images[test.labels == 5]
-    assert test.class_names[4:6] == ("Ankle boot@0", "Ankle boot@90")
+    second = "Shirt" if split_name == "base_4_2_4" else "Ankle boot"  # the split's second test garment
+    assert test.class_names[4:6] == (f"{second}@0", f"{second}@90")
     assert torch.equal(turned, torch.rot90(upright, 1, dims=(2, 3))) and not torch.equal(turned, upright)
+
+
+def test_both_splits_take_the_same_images_of_a_shared_test_garment() -> None:
+    wide, old = load_fashion_rot(None, "test", 0, 30, "base_4_2_4"), load_fashion_rot(None, "test", 0, 30, "base_6_2_2")
+    assert torch.equal(wide.images[wide.labels == 12], old.images[old.labels == 4])  # Ankle boot@0 in both
+    assert FASHION_MNIST_ROT is fashion_rot("base_4_2_4") and DEFAULT_SPLIT == "base_4_2_4"
 
 
 def test_the_data_seed_chooses_the_images_and_nothing_else_does() -> None:
@@ -181,7 +196,7 @@ def test_mini_imagenet_missing_and_wrong_files_are_refused(tmp_path: Path) -> No
 
 
 def test_dataset_facts_match_what_the_loaders_return() -> None:
-    assert FASHION_MNIST_ROT.classes == {"train": 24, "validation": 8, "test": 8}
+    assert FASHION_MNIST_ROT.classes == {"train": 16, "validation": 8, "test": 16}
     assert cifar_fs.CIFAR_FS.classes == {"train": 64, "validation": 16, "test": 20}
     assert omniglot.OMNIGLOT.classes == {"train": 1100, "validation": 100, "test": 423}
     assert mini_imagenet.MINI_IMAGENET.input_shape == (3, 84, 84) and DIGITS.input_shape == (1, 28, 28)

@@ -46,8 +46,9 @@ def test_protonet_run_writes_the_fewshot_record(tmp_path: Path) -> None:
                                     "batch_size_follows": True}
     assert (record["axis_value"], record["axis_label"]) == ("5w1s", "5-way 1-shot")
     assert record["metric_declarations"][0] == {
-        "name": "test/acc", "label": "mean accuracy over the fixed test episodes", "direction": "max",
-        "unit": "fraction", "primary": True, "interval": "test/acc_ci95"}
+        "name": "test/acc", "label": "mean accuracy over the fixed test episodes, running (configured)",
+        "direction": "max", "unit": "fraction", "primary": True, "interval": "test/acc_ci95", "group": "norm_mode"}
+    assert record["metric_declarations"][1]["name"] == "test/transductive_acc"  # BGN: both modes reported
     assert record["selection"]["monitor"] == "val/acc" and record["steps"] == 6
     assert outcome.run_dir.name == "fewshot-fashion_mnist_rot-conv4w16-method=protonet-ways=5-shots=1-bgn_num_groups=1-bs20-s0"
     accuracies = read_episode_accuracies(outcome.run_dir / EPISODE_FILE)
@@ -63,8 +64,9 @@ def test_every_norm_and_seed_is_tested_on_the_same_episodes(tmp_path: Path) -> N
     b = execute(tiny(tmp_path, "--norm", "gn:num_groups=2", "--seed", "1"), FEWSHOT)
     ra, rb = record_of(a.run_dir), record_of(b.run_dir)
     assert ra["test_episodes_sha256"] == rb["test_episodes_sha256"] and ra["val_episodes_sha256"] == rb["val_episodes_sha256"]
-    rows = [(a.run_dir / EPISODE_FILE).read_text().splitlines(), (b.run_dir / EPISODE_FILE).read_text().splitlines()]
-    assert [r.split(",")[1] for r in rows[0]] == [r.split(",")[1] for r in rows[1]]  # paired episode by episode
+    # the "test" sets pair episode by episode (BN's file also holds its second mode, test/transductive)
+    rows = [[r for r in (run.run_dir / EPISODE_FILE).read_text().splitlines() if r.startswith("test,")] for run in (a, b)]
+    assert len(rows[0]) == 6 and [r.split(",")[1] for r in rows[0]] == [r.split(",")[1] for r in rows[1]]
     assert read_episode_accuracies(a.run_dir / EPISODE_FILE) != read_episode_accuracies(b.run_dir / EPISODE_FILE)
     # the reporter's few-shot table: a ways/shots column, mean ± the run's 95% CI over episodes
     assert run_cli("report", str(tmp_path), "--out", str(tmp_path / "report")) == 0
@@ -80,7 +82,8 @@ def test_maml_normalizes_the_support_set_alone_and_tests_cross_domain(tmp_path: 
     record = record_of(outcome.run_dir)
     assert record["batch_size"] == 5 and record["protocol"]["forward"] == "separate"
     assert record["protocol"]["norm_mode"] == "transductive" and "Finn et al." in record["protocol_source"]
-    assert [d["name"] for d in record["metric_declarations"]] == ["test/acc", "test/digits_acc"]
+    assert [d["name"] for d in record["metric_declarations"]] == ["test/acc", "test/running_acc", "test/digits_acc",
+                                                                   "test/digits_running_acc"]
     assert 0 <= record["test/digits_acc"] <= 1 and record["test/digits_acc_ci95"] >= 0
     assert len(read_episode_accuracies(outcome.run_dir / EPISODE_FILE, "digits")) == 6
     joint = tiny(tmp_path, "--method", "maml", "--norm", "bn", "--forward", "joint")
@@ -162,6 +165,9 @@ def run_cli(*args: str) -> int:
         (["--data.images_per_class", "7000"], "Fashion-MNIST's training file has 6000 images per class"),
         (["--norm", "bgn:num_groups=128"], "num_groups=128 does not divide"),
         (["--trainer.devices", "2", "--trainer.accelerator", "cpu"], "fewshot runs on one device"),
+        (["--data.name", "cifar_fs", "--data.split", "base_6_2_2"],
+         "data.split=base_6_2_2 names a split of fashion_mnist_rot; cifar_fs has one split"),
+        (["--data.split", "base_5_1_4"], "data.split"),
     ],
 )
 def test_bad_configurations_are_refused_before_a_run_directory_exists(tmp_path: Path, capsys, args, message) -> None:
