@@ -93,10 +93,12 @@ class FewShotTask(Task):
             group = None if second is None else ("norm_mode" if name == "test" else f"{name}_norm_mode")
             metric = test_metric(name)
             specs.append(MetricSpec(metric, label if second is None else f"{label}, {mode} (configured)",
-                                    primary=name == "test", interval=f"{metric}_ci95", group=group))
+                                    primary=name == "test", interval=f"{metric}_ci95", group=group,
+                                    short=None if second is None else f"{mode} (configured)"))
             if second is not None:
                 other = test_metric(name, second.mode)
-                specs.append(MetricSpec(other, f"{label}, {second.mode}", interval=f"{other}_ci95", group=group))
+                specs.append(MetricSpec(other, f"{label}, {second.mode}", interval=f"{other}_ci95", group=group,
+                                        short=second.mode))
         return tuple(specs)
 
     def selection(self, cfg: RunConfig) -> SelectionRule:
