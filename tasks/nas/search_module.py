@@ -34,7 +34,7 @@ from ..runner.callbacks import DivergedError
 from .arch_schedule import ArchSchedule, arch_schedule
 from .bilevel import first_order_gradient, unrolled_gradient
 from .data import ARCH, WEIGHTS
-from .genotypes import MAX_EDGE_ENTROPY, PRIMITIVES, NONE, derive_genotype, edge_entropy
+from .genotypes import MAX_EDGE_ENTROPY, NONE, PRIMITIVES, derive_genotype, edge_entropy
 from .supernet import SuperNet
 
 __all__ = ["SearchModule", "SEARCH_LOG", "scheduled_batches", "architecture_summary", "alpha_movement"]

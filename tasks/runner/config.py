@@ -17,8 +17,8 @@ from typing import Any, Literal, Optional, Union
 from .checks import Rule, at_least, checked, non_negative_int, positive_int
 from .errors import ConfigError
 
-__all__ = ["ConfigError", "TrainerConfig", "WandbConfig", "DiagnosticsConfig", "SummaryColumn", "HypothesisDecl", "ContrastDecl", "RunConfig",
-           "config_to_dict", "PRECISIONS"]
+__all__ = ["ConfigError", "TrainerConfig", "WandbConfig", "DiagnosticsConfig", "SummaryColumn", "HypothesisDecl",
+           "ContrastDecl", "RunConfig", "config_to_dict", "PRECISIONS"]
 
 PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 _DEVICES = Rule(lambda v: v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and (v == -1 or v >= 1)),

@@ -35,7 +35,8 @@ from .train_order import TrainOrderHash, seed_data_stream
 from .world import resolve_devices, world_size_of
 
 __all__ = ["StageContext", "run_stage", "stage_checkpoint_dir", "group_choice_fields", "PER_LAYER_FIELDS"]
-PER_LAYER_FIELDS = ("norm_groups_per_layer", "norm_elements_per_statistic", "norm_channels_per_group")  # merged over stages in the record
+# {layer: value} fields, merged over stages in the record
+PER_LAYER_FIELDS = ("norm_groups_per_layer", "norm_elements_per_statistic", "norm_channels_per_group")
 
 log = logging.getLogger("normbench")
 BEST_CHECKPOINT = "best.ckpt"

@@ -13,12 +13,12 @@ from tasks.classification.task import CLASSIFICATION
 from tasks.cli import main
 from tasks.runner import prepare as prepare_module
 from tasks.runner import world
-from tasks.uda import task as uda_task
 from tasks.runner.parse import parse_config
 from tasks.runner.prepare import prepare
 from tasks.runner.run import execute
 from tasks.sweep.expand import expand_sweep
 from tasks.sweep.spec import load_sweep
+from tasks.uda import task as uda_task
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_CONFIG = str(REPO / "configs" / "classification" / "test.yaml")  # ResNet-8 at width 4: C = 4, 8, 16

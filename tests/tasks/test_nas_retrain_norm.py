@@ -7,8 +7,8 @@ from pathlib import Path
 
 from normlayers import resolve_norm
 from tasks.nas.genotypes import PUBLISHED
-from tasks.nas.search_module import SearchModule
 from tasks.nas.retrain_module import RetrainModule
+from tasks.nas.search_module import SearchModule
 from tasks.nas.task import NAS
 from tasks.runner.parse import parse_config
 from tasks.runner.task import StageResult
