@@ -70,6 +70,7 @@ class _Parser(ArgumentParser):
     """jsonargparse's parser with a one-line error (and a suggestion) instead of the usage text."""
 
     raise_errors = False
+    top_prog = ""
 
     def _hint(self, detail: str) -> str:
         match = _UNKNOWN_OPTION.search(detail)
@@ -86,7 +87,8 @@ class _Parser(ArgumentParser):
         detail += self._hint(detail)
         if self.raise_errors:
             raise ConfigError(detail)
-        sys.stderr.write(f"{self.prog}: error: {detail}\n(see {self.prog} --help)\n")
+        prog = _Parser.top_prog or self.prog  # a nested (list item) parser speaks for the command
+        sys.stderr.write(f"{prog}: error: {detail}\n(see {prog} --help)\n")
         sys.exit(EXIT_USAGE)
 
 
@@ -119,10 +121,10 @@ def parse_config(task: "Task", args: Sequence[str], raise_errors: bool = False) 
     parser = _parsers[key]
     # jsonargparse parses a list of dataclasses (summary, hypotheses) with parsers of this class that it
     # builds itself; they must raise like the top-level one, not print and exit.
-    _Parser.raise_errors = raise_errors
+    _Parser.raise_errors, _Parser.top_prog = raise_errors, parser.prog
     try:
         namespace = parser.instantiate(parser.parse_args(list(args)))
     finally:
-        _Parser.raise_errors = False
+        _Parser.raise_errors, _Parser.top_prog = False, ""
     fields = {f.name for f in dataclasses.fields(task.config_class)}
     return task.config_class(**{k: v for k, v in vars(namespace).items() if k in fields})

@@ -159,9 +159,32 @@ def _dry_run_cached(cfg: RunConfig, task: Task) -> None:
             _dry_run_verdicts[key] = instance_only_reason(cfg.norm, built)  # a GN that is IN on every layer
         except ConfigError as exc:
             _dry_run_verdicts[key] = str(exc)
+        except NormSpecError as exc:  # a task whose own dry pass builds outside Task.dry_run's guard
+            _dry_run_verdicts[key] = f"norm {cfg.norm}: {exc}"
     verdict = _dry_run_verdicts[key]
     if verdict is not None:
         raise ConfigError(verdict)
+
+
+def check_analysis(cfg: RunConfig) -> None:
+    """The analysis declarations name real norm specs and well-formed contrasts (refused before the run, not at
+    the record after it)."""
+    specs = [("reference_norm", cfg.reference_norm)] if cfg.reference_norm else []
+    for i, h in enumerate(cfg.hypotheses):
+        if not h.id or not h.norm:
+            raise ConfigError(f"hypotheses[{i}]: id and norm are required, got id={h.id!r}, norm={h.norm!r}")
+        specs += [(f"hypotheses[{i}] ({h.id}).norm", h.norm), (f"hypotheses[{i}] ({h.id}).reference", h.reference)]
+    for i, c in enumerate(cfg.contrasts):
+        if not c.norm or len(c.between) != 2:
+            raise ConfigError(f"contrasts[{i}]: norm and two axis values in between are required, "
+                              f"got norm={c.norm!r}, between={c.between!r}")
+        specs += [(f"contrasts[{i}].norm", c.norm), (f"contrasts[{i}].reference", c.reference)]
+    for where, spec in specs:
+        if spec:
+            try:
+                resolve_norm(spec)
+            except NormSpecError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
 
 
 def prepare(cfg: RunConfig, task: Task, *, dry_run: bool = True) -> RunConfig:
@@ -180,6 +203,7 @@ def prepare(cfg: RunConfig, task: Task, *, dry_run: bool = True) -> RunConfig:
     check_batch_statistics(resolved, task.normalization_batch(cfg))
     check_diagnostics(cfg, task.normalization_batch(cfg), task.diagnostics_support(cfg))
     coordinates_of(cfg, task)
+    check_analysis(cfg)
     if dry_run:
         _dry_run_cached(cfg, task)
     return cfg

@@ -269,9 +269,9 @@ class Task:
     def dry_run(self, cfg: RunConfig) -> None:
         """One eval-mode forward pass of zeros at batch 2: shape problems (a BGN G that does not divide a
         layer's C*H*W) are refused here, before a run directory exists."""
-        net = self.build_network(cfg).eval()
         shape = self.input_shape(cfg)
-        try:
+        try:  # building can refuse too (a GN channels_per_group that does not divide a layer's C)
+            net = self.build_network(cfg).eval()
             with torch.no_grad():
                 net(torch.zeros(2, *shape))
         except NormSpecError as exc:
