@@ -88,7 +88,7 @@ def test_maml_bn_reports_both_modes_in_one_group_paired_by_episode(tmp_path: Pat
 
 
 def test_a_norm_without_batch_statistics_gets_the_same_value_in_both_columns(tmp_path: Path) -> None:
-    outcome = execute(tiny(tmp_path, "--method", "maml", "--norm", "gn"), FEWSHOT)
+    outcome = execute(tiny(tmp_path, "--method", "maml", "--norm", "gn:num_groups=4"), FEWSHOT)  # 4 channels a group
     record = record_of(outcome.run_dir)
     assert record["test/running_acc"] == record["test/acc"] and record["test/running_acc_ci95"] == record["test/acc_ci95"]
     assert "no layer uses batch statistics" in record["test_norm_modes"]["running"]

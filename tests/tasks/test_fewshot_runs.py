@@ -47,7 +47,8 @@ def test_protonet_run_writes_the_fewshot_record(tmp_path: Path) -> None:
     assert (record["axis_value"], record["axis_label"]) == ("5w1s", "5-way 1-shot")
     assert record["metric_declarations"][0] == {
         "name": "test/acc", "label": "mean accuracy over the fixed test episodes, running (configured)",
-        "direction": "max", "unit": "fraction", "primary": True, "interval": "test/acc_ci95", "group": "norm_mode"}
+        "direction": "max", "unit": "fraction", "primary": True, "interval": "test/acc_ci95", "group": "norm_mode",
+        "short": "running (configured)"}
     assert record["metric_declarations"][1]["name"] == "test/transductive_acc"  # BGN: both modes reported
     assert record["selection"]["monitor"] == "val/acc" and record["steps"] == 6
     assert outcome.run_dir.name == "fewshot-fashion_mnist_rot-conv4w16-method=protonet-ways=5-shots=1-bgn_num_groups=1-bs20-s0"
