@@ -17,19 +17,11 @@ from tasks.uda.config import effective_lr, normalization_batch
 from tasks.uda.module import UdaModule
 from tasks.uda.task import UDA
 
+pytestmark = pytest.mark.usefixtures("no_data_root")  # tests/tasks/conftest.py, with fm_cache
 REPO = Path(__file__).resolve().parents[2]
 QUICK = str(REPO / "configs" / "uda" / "quick.yaml")
 MEDIUM = str(REPO / "configs" / "uda" / "medium.yaml")
 
-
-@pytest.fixture(scope="module")
-def fm_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("fashion_mnist_m")
-
-
-@pytest.fixture(autouse=True)
-def _no_data_root(monkeypatch) -> None:
-    monkeypatch.delenv("NORMBENCH_DATA", raising=False)
 
 
 def parsed(*args: str, config: str = QUICK):

@@ -21,6 +21,7 @@ from tasks.uda.adversarial import annealed_lr_factor, grl_coefficient
 from tasks.uda.module import UdaModule
 from tasks.uda.task import UDA
 
+pytestmark = pytest.mark.usefixtures("no_data_root")  # tests/tasks/conftest.py, with fm_cache
 REPO = Path(__file__).resolve().parents[2]
 QUICK = str(REPO / "configs" / "uda" / "quick.yaml")
 PAIR = ("uda-fmnist_fmnistm-lenet-method={method}-source=fashion_mnist-target=fashion_mnist_m-per_domain_batch_size=8-"
@@ -28,16 +29,6 @@ PAIR = ("uda-fmnist_fmnistm-lenet-method={method}-source=fashion_mnist-target=fa
 LR = 0.01 * 8 / 32  # quick's lr at its base batch of 32 per domain, scaled linearly to the shrunk 8
 STEPS = 44  # 0.3% of the 59,952 Fashion-MNIST training images left after validation: 180 -> 22 batches of 8, 2 epochs
 
-
-@pytest.fixture(scope="module")
-def fm_cache(tmp_path_factory) -> Path:
-    """One Fashion-MNIST-M build for the module's runs (the cache would otherwise go to ~/.cache)."""
-    return tmp_path_factory.mktemp("fashion_mnist_m")
-
-
-@pytest.fixture(autouse=True)
-def _no_data_root(monkeypatch) -> None:
-    monkeypatch.delenv("NORMBENCH_DATA", raising=False)
 
 
 def config(out: Path, cache: Path, *args: str):
